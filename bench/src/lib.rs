@@ -1,0 +1,1 @@
+//! Shared helpers for the ringraft benchmarks and the cluster load generator.

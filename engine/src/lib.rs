@@ -1,0 +1,1 @@
+//! ringraft: a durable, pipelined Raft log-replication engine.

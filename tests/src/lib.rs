@@ -1,0 +1,1 @@
+//! Test harnesses for ringraft: simulation, checkers and cluster fixtures.

@@ -1,0 +1,1 @@
+//! ringraft-wal: a segmented, memory-mapped, checksummed write-ahead log.
