@@ -1,0 +1,111 @@
+//! The simulated network: loss, duplication, delay (hence reordering) and partitions.
+//!
+//! The network only decides the fate of each message (dropped, or delivered at some true
+//! times); the simulator keeps the messages in its event queue. Partitions are checked both
+//! when a message is sent and when it would be delivered, so a partition also cuts messages
+//! already in flight.
+
+use std::collections::BTreeSet;
+
+use crate::rng::Rng;
+
+/// Fault parameters of the network, drawn from the seed.
+#[derive(Clone, Debug)]
+pub struct NetParams {
+    /// Probability that a message is lost, in ppm.
+    pub loss_ppm: u64,
+    /// Probability that a delivered message is delivered a second time, in ppm.
+    pub duplicate_ppm: u64,
+    /// Smallest one-way delay, in nanoseconds.
+    pub delay_min_nanos: u64,
+    /// Largest one-way delay; messages with different delays overtake each other.
+    pub delay_max_nanos: u64,
+    /// Probability that a message gets a long delay (up to `delay_long_nanos`), in ppm.
+    pub delay_long_ppm: u64,
+    /// Longest delay of a delayed message (a message stuck in a queue somewhere).
+    pub delay_long_nanos: u64,
+}
+
+/// Connectivity between nodes and the random fate of messages.
+#[derive(Clone, Debug)]
+pub struct Network {
+    /// The current parameters (the simulator turns faults off for the liveness phase).
+    pub params: NetParams,
+    /// Directed links that are cut: `(from, to)`.
+    blocked: BTreeSet<(u64, u64)>,
+}
+
+impl Network {
+    /// A fully connected network with the given fault parameters.
+    pub fn new(params: NetParams) -> Self {
+        Network {
+            params,
+            blocked: BTreeSet::new(),
+        }
+    }
+
+    /// True when messages from `from` currently reach `to`.
+    pub fn connected(&self, from: u64, to: u64) -> bool {
+        from == to || !self.blocked.contains(&(from, to))
+    }
+
+    /// True when some link is cut.
+    pub fn is_partitioned(&self) -> bool {
+        !self.blocked.is_empty()
+    }
+
+    /// Cuts the links between two groups in both directions.
+    pub fn partition_symmetric(&mut self, side_a: &[u64], side_b: &[u64]) {
+        for a in side_a {
+            for b in side_b {
+                self.blocked.insert((*a, *b));
+                self.blocked.insert((*b, *a));
+            }
+        }
+    }
+
+    /// Cuts one direction of a link.
+    pub fn cut_one_way(&mut self, from: u64, to: u64) {
+        if from != to {
+            self.blocked.insert((from, to));
+        }
+    }
+
+    /// Cuts every link to and from `node` (a node isolated from all others).
+    pub fn isolate(&mut self, node: u64, all: &[u64]) {
+        self.partition_symmetric(&[node], all);
+        self.blocked.remove(&(node, node));
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.blocked.clear();
+    }
+
+    /// The cut links, for traces.
+    pub fn blocked_links(&self) -> &BTreeSet<(u64, u64)> {
+        &self.blocked
+    }
+
+    /// Decides the fate of one message sent at `now`: the true times at which copies of it
+    /// arrive (empty when it is lost or the link is cut).
+    pub fn route(&self, rng: &mut Rng, from: u64, to: u64, now: u64) -> Vec<u64> {
+        if !self.connected(from, to) || rng.chance_ppm(self.params.loss_ppm) {
+            return Vec::new();
+        }
+        let mut arrivals = vec![now + self.delay(rng)];
+        if rng.chance_ppm(self.params.duplicate_ppm) {
+            arrivals.push(now + self.delay(rng));
+        }
+        arrivals
+    }
+
+    fn delay(&self, rng: &mut Rng) -> u64 {
+        let p = &self.params;
+        if rng.chance_ppm(p.delay_long_ppm) {
+            rng.range(p.delay_min_nanos, p.delay_long_nanos.max(p.delay_min_nanos))
+        } else {
+            rng.range(p.delay_min_nanos, p.delay_max_nanos.max(p.delay_min_nanos))
+        }
+    }
+}
