@@ -1,1 +1,63 @@
 //! ringraft-wal: a segmented, memory-mapped, checksummed write-ahead log.
+//!
+//! The log stores records `(index, term, payload)`, a hard state ([`HardState`]) and snapshot
+//! metadata ([`SnapshotMeta`]). It knows nothing of Raft.
+//!
+//! # Guarantees
+//! - **Durability.** A [`Ticket`] completes with `Ok` only after the write that carries its
+//!   request and an `fdatasync` of every segment it touched returned (in
+//!   [`Durability::Fdatasync`], the default). [`Durability::NoSync`] skips the sync and is for
+//!   experiments only.
+//! - **Group commit.** Requests queued while a commit runs go together into the next single
+//!   write and single fdatasync (per segment touched), without a timer. A lone appender that
+//!   blocks in [`Ticket::wait`] commits on its own thread.
+//! - **Ordering.** Requests become durable in the order they were accepted; the durable index
+//!   only grows contiguously, so a completed ticket implies every earlier request is durable.
+//!   Hard state and snapshot metadata are ordered with entries and can share their fdatasync.
+//! - **Reads** ([`Wal::entry`], [`Wal::entries`]) see durable records only, as zero-copy
+//!   [`bytes::Bytes`] slices of a read-only memory map that stay valid after compaction.
+//! - **Truncation and compaction** are durable markers in the frame stream: after a crash the
+//!   log is in the state before or after, and truncated entries never reappear.
+//! - **Recovery** ([`RecoveryMode`]) verifies every frame's CRC and index continuity. A torn
+//!   tail (a bad frame at the end of the newest segment with nothing valid after it) is cut;
+//!   anything else is [`Error::Corruption`] naming segment, offset and index, and nothing is
+//!   deleted unless the operator opens with [`RecoveryMode::TruncateAtCorruption`].
+//! - **Fatal errors.** A failed write or fdatasync poisons the log: every later append fails
+//!   with [`Error::Fatal`], the sync is never retried. Reopen to recover.
+//! - **Full disk.** Segments are allocated in full (zero-filled) before use, so ENOSPC shows
+//!   up as [`Error::NoSpace`] when a segment is prepared; nothing of the rejected requests is
+//!   written and appends succeed again once space is back.
+//! - **Memory.** The log keeps 4 bytes per live entry (its offset) plus a few words per
+//!   segment, never record data.
+//!
+//! The log's files must not be modified by other processes while it is open (they are mapped).
+//! The format is described in `docs/wal-format.md`.
+
+mod config;
+mod error;
+mod format;
+mod index;
+pub mod io;
+mod recovery;
+mod segment;
+mod shared;
+pub mod sim;
+mod ticket;
+mod types;
+mod wal;
+
+pub use config::{BackendKind, Config, Durability, RecoveryMode};
+pub use error::{CorruptionKind, Error, Result};
+pub use ticket::Ticket;
+pub use types::{Entry, HardState, SnapshotMeta};
+pub use wal::Wal;
+
+/// Format constants, for tools and tests that inspect segment files.
+pub mod layout {
+    pub use crate::format::{FRAME_HEADER_LEN, HEADER_LEN, SEAL_LEN};
+
+    /// File name of segment `seq`.
+    pub fn segment_name(seq: u64) -> String {
+        crate::segment::seg_name(seq)
+    }
+}

@@ -1,0 +1,188 @@
+//! Real directories: `pwrite` + `fdatasync`, optionally through io_uring.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use memmap2::{Mmap, MmapOptions};
+
+use super::uring::Ring;
+use super::{IoBackend, SegmentIo};
+
+/// Zero-fill chunk used when allocating a segment.
+const ZERO_CHUNK_BYTES: usize = 1 << 20;
+
+/// A real directory. Writes and syncs go through io_uring when the backend has a ring,
+/// otherwise through `pwrite` and `fdatasync` on the calling thread.
+pub struct DirBackend {
+    dir: PathBuf,
+    dir_file: File,
+    ring: Option<Arc<Ring>>,
+}
+
+impl DirBackend {
+    /// A plain-thread backend on `dir` (created if missing).
+    pub fn thread(dir: &Path) -> io::Result<DirBackend> {
+        fs::create_dir_all(dir)?;
+        let dir_file = File::open(dir)?;
+        Ok(DirBackend {
+            dir: dir.to_path_buf(),
+            dir_file,
+            ring: None,
+        })
+    }
+
+    /// An io_uring backend on `dir`; fails if the kernel refuses to create a ring.
+    pub fn io_uring(dir: &Path) -> io::Result<DirBackend> {
+        let ring = Ring::new()?;
+        let mut b = DirBackend::thread(dir)?;
+        b.ring = Some(Arc::new(ring));
+        Ok(b)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl IoBackend for DirBackend {
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir)? {
+            if let Some(n) = e?.file_name().to_str() {
+                out.push(n.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    fn allocate(&self, name: &str, len: u64) -> io::Result<()> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.path(name))?;
+        // Zero-fill rather than fallocate: fallocate leaves unwritten extents, and the first
+        // fdatasync after writing into one costs more than into written blocks (DESIGN.md).
+        let zeros = vec![0u8; ZERO_CHUNK_BYTES];
+        let mut off = 0u64;
+        while off < len {
+            let n = (len - off).min(ZERO_CHUNK_BYTES as u64) as usize;
+            f.write_all_at(&zeros[..n], off)?;
+            off += n as u64;
+        }
+        f.sync_all()
+    }
+
+    fn open(&self, name: &str) -> io::Result<Arc<dyn SegmentIo>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.path(name))?;
+        let len = file.metadata()?.len();
+        // SAFETY: the map is read-only and the log never truncates or shrinks a segment file
+        // while it is open (segments are allocated in full and only ever deleted whole; an
+        // unlinked file stays mapped). Other processes must not modify the log's files, as
+        // documented in the crate docs.
+        let map = unsafe { MmapOptions::new().len(len as usize).map(&file)? };
+        let whole = Bytes::from_owner(MapSlice {
+            map: Arc::new(map),
+            offset: 0,
+            len: len as usize,
+        });
+        Ok(Arc::new(DirSegment {
+            file,
+            whole,
+            len,
+            ring: self.ring.clone(),
+        }))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        fs::rename(self.path(from), self.path(to))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        fs::remove_file(self.path(name))
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        self.dir_file.sync_all()
+    }
+
+    fn name(&self) -> &'static str {
+        if self.ring.is_some() {
+            "io_uring"
+        } else {
+            "thread"
+        }
+    }
+}
+
+struct DirSegment {
+    file: File,
+    /// The whole read-only map; reads are cheap reference-counted slices of it.
+    whole: Bytes,
+    len: u64,
+    ring: Option<Arc<Ring>>,
+}
+
+/// A slice of a shared map; the owner behind zero-copy `Bytes`.
+struct MapSlice {
+    map: Arc<Mmap>,
+    offset: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for MapSlice {
+    fn as_ref(&self) -> &[u8] {
+        &self.map[self.offset..self.offset + self.len]
+    }
+}
+
+impl SegmentIo for DirSegment {
+    fn size(&self) -> u64 {
+        self.len
+    }
+
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        match &self.ring {
+            Some(r) => r.fdatasync(&self.file),
+            None => self.file.sync_data(),
+        }
+    }
+
+    fn read(&self, offset: usize, len: usize) -> io::Result<Bytes> {
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > self.whole.len())
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read beyond segment",
+            ));
+        }
+        Ok(self.whole.slice(offset..offset + len))
+    }
+
+    fn write_all_and_sync(&self, offset: u64, buf: &[u8], sync: bool) -> io::Result<()> {
+        match &self.ring {
+            Some(r) => r.write_all_and_sync(&self.file, offset, buf, sync),
+            None => {
+                self.file.write_all_at(buf, offset)?;
+                if sync {
+                    self.file.sync_data()?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
