@@ -1,0 +1,129 @@
+//! Completions from the runtime: applied entries (membership changes take effect here) and
+//! snapshots created.
+//!
+//! Membership changes take effect when applied (as in etcd), not when appended (thesis 4.1).
+//! Why: an applied change is committed, so it is never rolled back by a log truncation, and
+//! every node switches at the same log position; the cost is that the one-change-in-flight
+//! rule must wait for the apply, which the leader enforces with `pending_conf_index`.
+
+use crate::raft::core::Core;
+use crate::raft::errors::{SnapshotError, StepError};
+use crate::raft::membership::{ConfChange, Membership};
+use crate::raft::message::SnapshotMeta;
+use crate::raft::types::{EntryKind, LogIndex, Role};
+
+impl Core {
+    /// The state machine applied everything up to `index`.
+    pub(crate) fn on_applied(&mut self, index: LogIndex) -> Result<(), StepError> {
+        assert!(
+            index <= self.handed_out,
+            "applied {index} beyond the entries handed out ({})",
+            self.handed_out
+        );
+        if index <= self.applied {
+            return Ok(());
+        }
+        self.apply_conf_changes(index)?;
+        self.applied = index;
+        self.after_apply();
+        Ok(())
+    }
+
+    /// Applies membership changes in `(applied, to]`.
+    pub(crate) fn apply_conf_changes(&mut self, to: LogIndex) -> Result<(), StepError> {
+        let from = self.applied.next();
+        let changes: Vec<(LogIndex, bytes::Bytes)> = self
+            .log
+            .range(from, to.min(self.log.last_index()))
+            .iter()
+            .filter(|e| e.kind == EntryKind::ConfChange)
+            .map(|e| (e.index, e.data.clone()))
+            .collect();
+        for (index, data) in changes {
+            let cc = ConfChange::decode(&data)
+                .map_err(|source| StepError::BadConfChange { index, source })?;
+            // Every node validates the same change against the same configuration, so a
+            // refusal is deterministic: all skip it alike.
+            match cc.apply_to(self.membership()) {
+                Ok(m) => self.switch_membership(index, m),
+                Err(e) => tracing::warn!(%index, error = %e, "skipping invalid conf change"),
+            }
+        }
+        Ok(())
+    }
+
+    fn switch_membership(&mut self, index: LogIndex, m: Membership) {
+        tracing::debug!(id = %self.id, %index, membership = ?m, "membership applied");
+        let next = self.log.last_index().next();
+        self.tracker.set_membership(m.clone(), next);
+        if let Some((last, _)) = self.conf_history.last() {
+            assert!(index > *last, "invariant: conf history indexes increase");
+        }
+        self.conf_history.push((index, m));
+    }
+
+    /// Leader duties after an apply: step down if removed, leave an automatic joint
+    /// configuration, recompute commit under the new quorum.
+    fn after_apply(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        if !self.membership().is_voter(self.id) {
+            tracing::debug!(id = %self.id, "removed from the voters: stepping down");
+            self.become_follower(self.term, None);
+            return;
+        }
+        let Some(leader) = self.leader.as_ref() else {
+            return;
+        };
+        let auto_leave = self.membership().is_joint() && self.membership().auto_leave;
+        if auto_leave && leader.pending_conf_index <= self.applied {
+            if let Err(e) = self.propose_conf_change(&ConfChange::Leave) {
+                tracing::debug!(error = %e, "automatic leave postponed");
+            }
+        }
+        if self.maybe_commit() {
+            self.broadcast_append();
+        }
+    }
+
+    /// The runtime created a snapshot at `index` (applied): compact the log up to it and
+    /// return the metadata to store with the data.
+    pub(crate) fn on_snapshot_created(
+        &mut self,
+        index: LogIndex,
+    ) -> Result<SnapshotMeta, SnapshotError> {
+        if index > self.applied {
+            return Err(SnapshotError::NotApplied {
+                index,
+                applied: self.applied,
+            });
+        }
+        if index <= self.log.snapshot_index() {
+            return Err(SnapshotError::Stale {
+                index,
+                current: self.log.snapshot_index(),
+            });
+        }
+        let membership = self.membership_at(index);
+        let term = self.log.compact(index);
+        self.conf_history.retain(|(i, _)| *i > index);
+        self.conf_history.insert(0, (index, membership.clone()));
+        let meta = SnapshotMeta {
+            index,
+            term,
+            membership,
+        };
+        self.snapshot = meta.clone();
+        Ok(meta)
+    }
+
+    fn membership_at(&self, index: LogIndex) -> Membership {
+        self.conf_history
+            .iter()
+            .rev()
+            .find(|(i, _)| *i <= index)
+            .map(|(_, m)| m.clone())
+            .expect("conf history starts at the snapshot, below any compaction index")
+    }
+}

@@ -1,0 +1,276 @@
+//! The in-memory view of the log since the last snapshot, with its durability marks.
+
+use crate::raft::message::RejectHint;
+use crate::raft::types::{Entry, LogIndex, Term};
+
+/// The log since the last snapshot.
+///
+/// Invariants (asserted where they change):
+/// - `entries[i].index == snapshot_index + 1 + i` (contiguous);
+/// - terms never decrease along the log;
+/// - `snapshot_index <= commit <= last_index()`; `commit` never decreases;
+/// - `persisted <= last_index()`, and the prefix up to `persisted` is durable as it is here;
+/// - `snapshot_index < unstable_from <= last_index() + 1`.
+#[derive(Debug)]
+pub(crate) struct RaftLog {
+    snapshot_index: LogIndex,
+    snapshot_term: Term,
+    entries: Vec<Entry>,
+    /// First index not yet handed to the runtime in a Ready.
+    unstable_from: LogIndex,
+    /// Highest index durable on this node (reported by `on_persisted`).
+    persisted: LogIndex,
+    /// Highest index known committed.
+    commit: LogIndex,
+}
+
+impl RaftLog {
+    /// A log starting after a snapshot at (`index`, `term`), holding `entries` which are already
+    /// durable (a restart).
+    pub(crate) fn new(index: LogIndex, term: Term, entries: Vec<Entry>, commit: LogIndex) -> Self {
+        let last = LogIndex(index.0 + entries.len() as u64);
+        let log = RaftLog {
+            snapshot_index: index,
+            snapshot_term: term,
+            entries,
+            unstable_from: last.next(),
+            persisted: last,
+            commit: commit.max(index),
+        };
+        log.assert_contiguous();
+        assert!(log.commit <= last, "invariant: commit <= last index");
+        log
+    }
+
+    fn assert_contiguous(&self) {
+        let mut prev = (self.snapshot_index, self.snapshot_term);
+        for e in &self.entries {
+            assert_eq!(e.index, prev.0.next(), "invariant: log is contiguous");
+            assert!(e.term >= prev.1, "invariant: terms never decrease");
+            prev = (e.index, e.term);
+        }
+    }
+
+    pub(crate) fn snapshot_index(&self) -> LogIndex {
+        self.snapshot_index
+    }
+
+    pub(crate) fn first_index(&self) -> LogIndex {
+        self.snapshot_index.next()
+    }
+
+    pub(crate) fn last_index(&self) -> LogIndex {
+        LogIndex(self.snapshot_index.0 + self.entries.len() as u64)
+    }
+
+    pub(crate) fn last_term(&self) -> Term {
+        self.entries.last().map_or(self.snapshot_term, |e| e.term)
+    }
+
+    pub(crate) fn commit(&self) -> LogIndex {
+        self.commit
+    }
+
+    pub(crate) fn persisted(&self) -> LogIndex {
+        self.persisted
+    }
+
+    /// Term at `index`, if known (at the snapshot boundary or in memory).
+    pub(crate) fn term(&self, index: LogIndex) -> Option<Term> {
+        if index == self.snapshot_index {
+            return Some(self.snapshot_term);
+        }
+        self.entry(index).map(|e| e.term)
+    }
+
+    pub(crate) fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        let offset = index.0.checked_sub(self.first_index().0)?;
+        self.entries.get(usize::try_from(offset).ok()?)
+    }
+
+    fn offset(&self, index: LogIndex) -> usize {
+        assert!(
+            index >= self.first_index() && index <= self.last_index().next(),
+            "index {index} outside log [{}, {}]",
+            self.first_index(),
+            self.last_index()
+        );
+        usize::try_from(index.0 - self.first_index().0).expect("log offset fits in usize")
+    }
+
+    /// Entries from `lo` on, at most `bytes_max` bytes but always at least one entry if any.
+    pub(crate) fn slice_from(&self, lo: LogIndex, bytes_max: u64) -> Vec<Entry> {
+        if lo > self.last_index() {
+            return Vec::new();
+        }
+        let start = self.offset(lo);
+        let mut bytes = 0u64;
+        let mut end = start;
+        for e in &self.entries[start..] {
+            bytes += e.size_bytes();
+            if bytes > bytes_max && end > start {
+                break;
+            }
+            end += 1;
+        }
+        self.entries[start..end].to_vec()
+    }
+
+    /// Entries in `[lo, hi]`.
+    pub(crate) fn range(&self, lo: LogIndex, hi: LogIndex) -> &[Entry] {
+        if lo > hi {
+            return &[];
+        }
+        &self.entries[self.offset(lo)..self.offset(hi.next())]
+    }
+
+    /// Raft's up-to-date check (paper 5.4.1): a candidate's log is at least as up to date.
+    pub(crate) fn is_up_to_date(&self, last_index: LogIndex, last_term: Term) -> bool {
+        (last_term, last_index) >= (self.last_term(), self.last_index())
+    }
+
+    /// The leader appends its own new entries.
+    pub(crate) fn append_new(&mut self, entry: Entry) {
+        assert_eq!(
+            entry.index,
+            self.last_index().next(),
+            "invariant: contiguous"
+        );
+        assert!(
+            entry.term >= self.last_term(),
+            "invariant: terms never decrease"
+        );
+        self.entries.push(entry);
+    }
+
+    /// A follower appends entries after a matching `prev`; truncates a conflicting suffix.
+    /// Returns the last index the leader's message proves matches (`prev + entries.len()`).
+    pub(crate) fn append_after(&mut self, prev: LogIndex, entries: Vec<Entry>) -> LogIndex {
+        let last_new = LogIndex(prev.0 + entries.len() as u64);
+        let mut skip = 0;
+        for e in &entries {
+            match self.term(e.index) {
+                Some(t) if t == e.term => skip += 1,
+                _ => break,
+            }
+        }
+        if skip == entries.len() {
+            return last_new;
+        }
+        let first_new = entries[skip].index;
+        assert!(
+            first_new > self.commit,
+            "invariant: committed entry {first_new} never overwritten (commit {})",
+            self.commit
+        );
+        if first_new <= self.last_index() {
+            self.truncate_from(first_new);
+        }
+        for e in entries.into_iter().skip(skip) {
+            self.append_new(e);
+        }
+        last_new
+    }
+
+    fn truncate_from(&mut self, index: LogIndex) {
+        let offset = self.offset(index);
+        self.entries.truncate(offset);
+        self.unstable_from = self.unstable_from.min(index);
+        self.persisted = self.persisted.min(index.prev());
+    }
+
+    /// The hint a follower sends when it rejects an append at (`prev_index`, `prev_term`).
+    pub(crate) fn reject_hint(&self, prev_index: LogIndex, prev_term: Term) -> RejectHint {
+        let index = self.find_conflict_by_term(prev_index.min(self.last_index()), prev_term);
+        let term = self.term(index).unwrap_or(self.snapshot_term);
+        RejectHint { index, term }
+    }
+
+    /// Largest index `<= index` whose term is `<= term` (etcd `findConflictByTerm`). Stops at
+    /// the snapshot boundary, below which terms are unknown.
+    pub(crate) fn find_conflict_by_term(&self, index: LogIndex, term: Term) -> LogIndex {
+        let mut i = index.min(self.last_index());
+        while i > self.snapshot_index {
+            match self.term(i) {
+                Some(t) if t <= term => return i,
+                _ => i = i.prev(),
+            }
+        }
+        i
+    }
+
+    /// Advances commit; never moves it back.
+    pub(crate) fn commit_to(&mut self, index: LogIndex) -> bool {
+        if index <= self.commit {
+            return false;
+        }
+        assert!(
+            index <= self.last_index(),
+            "invariant: commit {index} <= last index {}",
+            self.last_index()
+        );
+        self.commit = index;
+        true
+    }
+
+    /// Entries not yet handed to the runtime; marks them handed.
+    pub(crate) fn take_unstable(&mut self) -> Vec<Entry> {
+        let from = self.unstable_from;
+        self.unstable_from = self.last_index().next();
+        if from > self.last_index() {
+            return Vec::new();
+        }
+        self.entries[self.offset(from)..].to_vec()
+    }
+
+    pub(crate) fn has_unstable(&self) -> bool {
+        self.unstable_from <= self.last_index()
+    }
+
+    /// The runtime made entries up to (`index`, `term`) durable. Ignored if the entry was since
+    /// replaced (a later Ready carries the replacement).
+    pub(crate) fn on_persisted(&mut self, index: LogIndex, term: Term) {
+        if index <= self.persisted || self.term(index) != Some(term) {
+            return;
+        }
+        assert!(
+            index < self.unstable_from,
+            "invariant: only entries handed out in a Ready are persisted"
+        );
+        self.persisted = index;
+    }
+
+    /// Drops entries up to `index` after the runtime created a snapshot there.
+    pub(crate) fn compact(&mut self, index: LogIndex) -> Term {
+        let term = self.term(index).expect("compaction index is in the log");
+        assert!(
+            index <= self.commit,
+            "invariant: only committed entries compacted"
+        );
+        let n = self.offset(index.next());
+        self.entries.drain(..n);
+        self.snapshot_index = index;
+        self.snapshot_term = term;
+        term
+    }
+
+    /// Replaces the log by a received snapshot at (`index`, `term`), unless the log already has
+    /// that entry, in which case only the prefix is dropped (Raft paper figure 13, step 6).
+    pub(crate) fn restore(&mut self, index: LogIndex, term: Term) {
+        assert!(index > self.commit, "invariant: restore only above commit");
+        if self.term(index) == Some(term) {
+            self.commit = index;
+            if self.persisted >= index {
+                self.compact(index);
+                return;
+            }
+        }
+        self.entries.clear();
+        self.snapshot_index = index;
+        self.snapshot_term = term;
+        self.commit = index;
+        self.unstable_from = index.next();
+        // The snapshot itself is persisted with the Ready that carries it.
+        self.persisted = index;
+    }
+}

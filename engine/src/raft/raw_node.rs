@@ -1,0 +1,306 @@
+//! The public handle on the core.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+
+use crate::raft::config::Config;
+use crate::raft::core::{Core, InitialState};
+use crate::raft::errors::{
+    ConfigError, ProposeError, ReadError, SnapshotError, StepError, TransferError,
+};
+use crate::raft::membership::{ConfChange, Membership};
+use crate::raft::message::{Message, SnapshotMeta};
+use crate::raft::ready::{Ready, ReadyRecord};
+use crate::raft::tracker::ProgressState;
+use crate::raft::types::{
+    HardState, Instant, LogIndex, NodeId, ReadId, ReadMode, Role, SoftState, Term,
+};
+
+/// A follower's replication progress as seen by the leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgressStatus {
+    /// Highest index known durable and matching on the follower.
+    pub match_index: LogIndex,
+    /// Next index to send.
+    pub next: LogIndex,
+    /// Sending state.
+    pub state: ProgressState,
+    /// AppendEntries in flight.
+    pub inflight_msgs: usize,
+    /// Entry bytes in flight.
+    pub inflight_bytes: u64,
+}
+
+/// A snapshot of the core's state, for tests, metrics and invariant checks.
+#[derive(Clone, Debug)]
+pub struct Status {
+    /// This node.
+    pub id: NodeId,
+    /// Current term.
+    pub term: Term,
+    /// Vote in the current term.
+    pub vote: Option<NodeId>,
+    /// Role.
+    pub role: Role,
+    /// Known leader.
+    pub leader: Option<NodeId>,
+    /// Commit index.
+    pub commit: LogIndex,
+    /// Applied index (as reported by the runtime).
+    pub applied: LogIndex,
+    /// Durable index on this node.
+    pub persisted: LogIndex,
+    /// First index held in memory.
+    pub first_index: LogIndex,
+    /// Last index.
+    pub last_index: LogIndex,
+    /// Applied membership.
+    pub membership: Membership,
+    /// Followers' progress; empty unless leader.
+    pub progress: BTreeMap<NodeId, ProgressStatus>,
+    /// Target of a leadership transfer in progress.
+    pub transferee: Option<NodeId>,
+    /// End of the leader's read lease, if it holds one.
+    pub lease_until: Option<Instant>,
+}
+
+/// The Raft core behind a thin, stable API. See the [module documentation](crate::raft) for
+/// the loop a runtime must run.
+#[derive(Debug)]
+pub struct RawNode {
+    core: Core,
+    number: u64,
+    records: VecDeque<ReadyRecord>,
+    emitted_hard_state: HardState,
+    emitted_soft_state: SoftState,
+}
+
+impl RawNode {
+    /// A core restarted from `initial`, its election jitter drawn from `seed`. `now` is the
+    /// runtime's clock at start: a node restarted with a term > 0 refuses votes for one minimum
+    /// election timeout after it (it may have acknowledged a leader's lease before a crash).
+    pub fn new(
+        config: Config,
+        initial: InitialState,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        let hard = initial.hard_state;
+        let core = Core::new(config, initial, seed, now)?;
+        let soft = core.soft_state();
+        Ok(RawNode {
+            core,
+            number: 0,
+            records: VecDeque::new(),
+            emitted_hard_state: HardState {
+                commit: hard.commit,
+                ..hard
+            },
+            emitted_soft_state: soft,
+        })
+    }
+
+    /// One tick of the logical clock (elections, heartbeats, CheckQuorum, transfer timeout).
+    pub fn tick(&mut self, now: Instant) {
+        self.core.tick(now);
+    }
+
+    /// Starts an election now, as if the election timer fired (tests, operator action).
+    pub fn campaign(&mut self, now: Instant) {
+        self.core.observe_now(now);
+        if self.core.role != Role::Leader && self.core.membership().is_voter(self.core.id) {
+            self.core.campaign(false);
+        }
+    }
+
+    /// Consumes a message from a peer.
+    pub fn step(&mut self, msg: Message, now: Instant) -> Result<(), StepError> {
+        self.core.step(msg, now)
+    }
+
+    /// Appends `data` on the leader; returns its index. Entries proposed in one loop turn
+    /// leave in shared AppendEntries at the next [`RawNode::ready`].
+    pub fn propose(&mut self, data: Bytes) -> Result<LogIndex, ProposeError> {
+        self.core.propose(data)
+    }
+
+    /// Appends a membership change on the leader. Refused while another is not yet applied.
+    pub fn propose_conf_change(&mut self, change: &ConfChange) -> Result<LogIndex, ProposeError> {
+        self.core.propose_conf_change(change)
+    }
+
+    /// Asks for a linearizable read; the answer comes in a later Ready's `read_states` (or
+    /// `failed_reads`). A follower forwards it to the leader.
+    pub fn read_index(
+        &mut self,
+        id: ReadId,
+        mode: ReadMode,
+        now: Instant,
+    ) -> Result<(), ReadError> {
+        self.core.observe_now(now);
+        self.core.read_index(id, mode)
+    }
+
+    /// Starts a leadership transfer to `to`.
+    pub fn transfer_leadership(&mut self, to: NodeId, now: Instant) -> Result<(), TransferError> {
+        self.core.observe_now(now);
+        self.core.transfer_leadership(to)
+    }
+
+    /// Whether [`RawNode::ready`] has anything.
+    #[must_use]
+    pub fn has_ready(&self) -> bool {
+        let c = &self.core;
+        c.log.has_unstable()
+            || c.hard_state() != self.emitted_hard_state
+            || c.soft_state() != self.emitted_soft_state
+            || c.snapshot_to_install.is_some()
+            || !c.msgs.is_empty()
+            || !c.msgs_after_persist.is_empty()
+            || c.log.commit().min(c.log.persisted()) > c.handed_out
+            || !c.read_states.is_empty()
+            || !c.failed_reads.is_empty()
+            || c.flush_wanted()
+    }
+
+    /// The next batch of work. Every Ready must be acknowledged, in order, with
+    /// [`RawNode::on_persisted`] once its writes are durable.
+    pub fn ready(&mut self) -> Ready {
+        self.core.flush();
+        self.number += 1;
+        let c = &mut self.core;
+        let entries = c.log.take_unstable();
+        let hard = c.hard_state();
+        let hard_state = (hard != self.emitted_hard_state).then_some(hard);
+        self.emitted_hard_state = hard;
+        let soft = c.soft_state();
+        let soft_state = (soft != self.emitted_soft_state).then_some(soft);
+        self.emitted_soft_state = soft;
+        let apply_to = c.log.commit().min(c.log.persisted());
+        let committed_entries = if apply_to > c.handed_out {
+            c.log.range(c.handed_out.next(), apply_to).to_vec()
+        } else {
+            Vec::new()
+        };
+        c.handed_out = c.handed_out.max(apply_to);
+        self.records.push_back(ReadyRecord {
+            number: self.number,
+            last_entry: entries.last().map(|e| (e.index, e.term)),
+            term_vote: hard_state.map(|h| (h.term, h.vote)),
+        });
+        Ready {
+            number: self.number,
+            soft_state,
+            hard_state,
+            entries,
+            snapshot: c.snapshot_to_install.take(),
+            messages: std::mem::take(&mut c.msgs),
+            persisted_messages: std::mem::take(&mut c.msgs_after_persist),
+            committed_entries,
+            read_states: std::mem::take(&mut c.read_states),
+            failed_reads: std::mem::take(&mut c.failed_reads),
+        }
+    }
+
+    /// Every Ready up to `number` is durable (entries, hard state, snapshot).
+    pub fn on_persisted(&mut self, number: u64, now: Instant) {
+        assert!(
+            number <= self.number,
+            "on_persisted({number}) for a Ready never produced"
+        );
+        self.core.observe_now(now);
+        while self.records.front().is_some_and(|r| r.number <= number) {
+            let Some(rec) = self.records.pop_front() else {
+                break;
+            };
+            if let Some((index, term)) = rec.last_entry {
+                self.core.log.on_persisted(index, term);
+            }
+            if let Some(tv) = rec.term_vote {
+                self.core.durable_term_vote = tv;
+            }
+        }
+        self.core.on_self_persisted();
+    }
+
+    /// The state machine applied every entry up to `index`.
+    pub fn on_applied(&mut self, index: LogIndex) -> Result<(), StepError> {
+        self.core.on_applied(index)
+    }
+
+    /// The runtime created a snapshot at `index` (at most applied): the core drops the log up to
+    /// it and returns the metadata to store with the snapshot data.
+    pub fn on_snapshot_created(&mut self, index: LogIndex) -> Result<SnapshotMeta, SnapshotError> {
+        self.core.on_snapshot_created(index)
+    }
+
+    /// The leader's runtime finished (or failed) streaming a snapshot to `to`.
+    pub fn report_snapshot(&mut self, to: NodeId, ok: bool) {
+        self.core.report_snapshot(to, ok);
+    }
+
+    /// The transport could not reach `to`: stop pipelining to it and probe.
+    pub fn report_unreachable(&mut self, to: NodeId) {
+        self.core.report_unreachable(to);
+    }
+
+    /// A snapshot of the core's state.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        let c = &self.core;
+        let progress = if c.role == Role::Leader {
+            c.tracker
+                .progress
+                .iter()
+                .map(|(id, p)| {
+                    let st = ProgressStatus {
+                        match_index: p.match_index,
+                        next: p.next,
+                        state: p.state,
+                        inflight_msgs: p.inflights.count(),
+                        inflight_bytes: p.inflights.bytes(),
+                    };
+                    (*id, st)
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let leader = c.leader.as_ref();
+        Status {
+            id: c.id,
+            term: c.term,
+            vote: c.vote,
+            role: c.role,
+            leader: c.leader_id,
+            commit: c.log.commit(),
+            applied: c.applied,
+            persisted: c.log.persisted(),
+            first_index: c.log.first_index(),
+            last_index: c.log.last_index(),
+            membership: c.membership().clone(),
+            progress,
+            transferee: leader.and_then(|l| l.transfer.map(|t| t.0)),
+            lease_until: leader.and_then(|l| l.reads.lease_until()),
+        }
+    }
+
+    /// The entry at `index` if held in memory (tests and invariant checks).
+    #[must_use]
+    pub fn entry(&self, index: LogIndex) -> Option<&crate::raft::types::Entry> {
+        self.core.log.entry(index)
+    }
+
+    /// The term at `index` if known.
+    #[must_use]
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        self.core.log.term(index)
+    }
+
+    /// The configuration this core was built with.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.core.cfg
+    }
+}

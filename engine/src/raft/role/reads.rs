@@ -1,0 +1,116 @@
+//! Linearizable reads (Raft thesis 6.4): leases and ReadIndex on the leader, forwarding on
+//! followers.
+
+use crate::raft::config::Mutation;
+use crate::raft::core::Core;
+use crate::raft::errors::ReadError;
+use crate::raft::message::MessageBody;
+use crate::raft::types::{NodeId, ReadId, ReadMode, ReadState, Role};
+
+impl Core {
+    /// A local read request.
+    pub(crate) fn read_index(&mut self, id: ReadId, mode: ReadMode) -> Result<(), ReadError> {
+        if self.role == Role::Leader {
+            return self.leader_read(id, None, mode);
+        }
+        let Some(leader) = self.leader_id else {
+            return Err(ReadError::NoLeader);
+        };
+        self.send(leader, MessageBody::ReadIndex { id });
+        Ok(())
+    }
+
+    /// A follower forwarded a read. The leader may serve it from its lease: the read index is
+    /// the same either way.
+    pub(crate) fn handle_read_index(&mut self, from: NodeId, id: ReadId) {
+        if self.role != Role::Leader {
+            self.send(from, MessageBody::ReadIndexResponse { id, index: None });
+            return;
+        }
+        if self.leader_read(id, Some(from), ReadMode::Lease).is_err() {
+            self.send(from, MessageBody::ReadIndexResponse { id, index: None });
+        }
+    }
+
+    fn lease_serves(&self) -> bool {
+        let Some(leader) = self.leader.as_ref() else {
+            return false;
+        };
+        let own_term =
+            leader.own_term_committed || self.mutated(Mutation::LeaseReadBeforeNoopCommit);
+        own_term && leader.transfer.is_none() && leader.reads.lease_valid(self.now)
+    }
+
+    fn leader_read(
+        &mut self,
+        id: ReadId,
+        from: Option<NodeId>,
+        mode: ReadMode,
+    ) -> Result<(), ReadError> {
+        let commit = self.log.commit();
+        if mode == ReadMode::Lease && self.lease_serves() {
+            self.complete_read(id, from, commit);
+            return Ok(());
+        }
+        let limit = self.cfg.reads_pending_max;
+        let leader = self
+            .leader
+            .as_mut()
+            .expect("leader state exists while leader");
+        if leader.reads.len() as u64 >= limit {
+            return Err(ReadError::TooManyPending { limit });
+        }
+        if leader.own_term_committed {
+            leader.reads.push_pending(id, from, commit);
+        } else {
+            leader.reads.push_waiting(id, from);
+        }
+        Ok(())
+    }
+
+    fn complete_read(
+        &mut self,
+        id: ReadId,
+        from: Option<NodeId>,
+        index: crate::raft::types::LogIndex,
+    ) {
+        match from {
+            Some(to) => self.send(
+                to,
+                MessageBody::ReadIndexResponse {
+                    id,
+                    index: Some(index),
+                },
+            ),
+            None => self.read_states.push(ReadState { id, index }),
+        }
+    }
+
+    /// An entry of our term committed: reads parked until now take the current commit index.
+    pub(crate) fn release_waiting_reads(&mut self) {
+        let commit = self.log.commit();
+        let Some(leader) = self.leader.as_mut() else {
+            return;
+        };
+        for (id, from) in leader.reads.take_waiting() {
+            leader.reads.push_pending(id, from, commit);
+        }
+    }
+
+    /// Acknowledged rounds extend the lease and confirm pending reads.
+    pub(crate) fn advance_reads(&mut self) {
+        let round = self.tracker.acked_round();
+        let lease_nanos = self.cfg.lease_nanos();
+        let Some(leader) = self.leader.as_mut() else {
+            return;
+        };
+        // No lease while a transfer runs: the target may win before the lease would end.
+        let lease_allowed = leader.transfer.is_none();
+        let done = leader
+            .reads
+            .on_quorum_acked(round, lease_nanos, lease_allowed);
+        for read in done {
+            self.complete_read(read.id, read.from, read.index);
+        }
+    }
+}
