@@ -193,11 +193,15 @@ pub fn apply(wal: &Wal, m: &Model, step: &Step) -> ringraft_wal::Result<()> {
     }
 }
 
-/// A deterministic small config: no background threads.
+/// A deterministic small config: no background threads, 8 KiB segments so that workloads
+/// rotate, compact and delete segments often.
 pub fn sim_config() -> Config {
     Config {
         prepare_ahead: false,
         background_writer: false,
+        segment_bytes: 8 << 10,
+        record_bytes_max: 1 << 10,
+        membership_bytes_max: 256,
         ..Config::small()
     }
 }
