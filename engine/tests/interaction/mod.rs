@@ -117,6 +117,7 @@ impl Env {
                 self.node(n).raw.campaign(now);
             }
             "tick" => self.cmd_tick(&pos),
+            "elapse" => self.now += TICK_NANOS * pos[0].parse::<u64>().expect("ticks"),
             "tick-heartbeat" => self.cmd_tick_heartbeat(id(pos[0])),
             "ready" => self.cmd_ready(id(pos[0])),
             "persist" => self.cmd_persist(id(pos[0])),
@@ -322,9 +323,15 @@ impl Env {
 
     /// Processes and delivers until nothing moves.
     fn cmd_stabilize(&mut self, pos: &[&str]) {
+        let only: BTreeSet<NodeId> = pos.iter().map(|p| id(p)).collect();
+        let counts = |n: &NodeId| only.is_empty() || only.contains(n);
         for _ in 0..1000 {
-            let any_ready = self.nodes.values().any(|n| n.raw.has_ready());
-            if !any_ready && self.net.is_empty() {
+            let any_ready = self
+                .nodes
+                .iter()
+                .any(|(i, n)| counts(i) && n.raw.has_ready());
+            let any_msg = self.net.iter().any(|m| counts(&m.to));
+            if !any_ready && !any_msg {
                 return;
             }
             self.cmd_process(pos);

@@ -232,6 +232,12 @@ impl Core {
         let last = self.log.last_index();
         if let Some(pr) = self.tracker.progress.get_mut(&from) {
             pr.probe_sent = false;
+            // The heartbeat left after our last append yet match lags: appends were lost (or
+            // overtaken, in which case the resend is a harmless duplicate). Resend from match.
+            let lost = pr.match_index < last && round > pr.sent_round;
+            if lost && pr.state == ProgressState::Replicate {
+                pr.become_probe();
+            }
             if pr.match_index < last {
                 self.send_append(from, false);
             }

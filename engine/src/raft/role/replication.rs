@@ -57,15 +57,17 @@ impl Core {
         let bytes: u64 = entries.iter().map(|e| e.size_bytes()).sum();
         let last = entries.last().map_or(prev_index, |e| e.index);
         let has_entries = !entries.is_empty();
+        let round = self.current_round();
         if let Some(pr) = self.tracker.progress.get_mut(&to) {
             pr.on_sent(last, bytes, has_entries);
+            pr.sent_round = round;
         }
         let body = MessageBody::AppendEntries {
             prev_index,
             prev_term,
             entries,
             commit: self.log.commit(),
-            round: self.current_round(),
+            round,
         };
         self.send(to, body);
         true

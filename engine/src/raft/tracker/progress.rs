@@ -31,6 +31,9 @@ pub(crate) struct Progress {
     pub(crate) recent_active: bool,
     /// Highest heartbeat round the follower acknowledged in this term.
     pub(crate) acked_round: u64,
+    /// Round current when the last AppendEntries was sent; a heartbeat of a later round that
+    /// comes back while `match` lags shows the appends were lost.
+    pub(crate) sent_round: u64,
 }
 
 impl Progress {
@@ -44,6 +47,7 @@ impl Progress {
             inflights: Inflights::new(msgs_max, bytes_max),
             recent_active: false,
             acked_round: 0,
+            sent_round: 0,
         }
     }
 
