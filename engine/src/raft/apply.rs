@@ -23,14 +23,14 @@ impl Core {
         if index <= self.applied {
             return Ok(());
         }
-        self.apply_conf_changes(index)?;
+        let changed = self.apply_conf_changes(index)?;
         self.applied = index;
-        self.after_apply();
+        self.after_apply(changed);
         Ok(())
     }
 
-    /// Applies membership changes in `(applied, to]`.
-    pub(crate) fn apply_conf_changes(&mut self, to: LogIndex) -> Result<(), StepError> {
+    /// Applies membership changes in `(applied, to]`; returns whether the membership changed.
+    pub(crate) fn apply_conf_changes(&mut self, to: LogIndex) -> Result<bool, StepError> {
         let from = self.applied.next();
         let changes: Vec<(LogIndex, bytes::Bytes)> = self
             .log
@@ -39,17 +39,21 @@ impl Core {
             .filter(|e| e.kind == EntryKind::ConfChange)
             .map(|e| (e.index, e.data.clone()))
             .collect();
+        let mut changed = false;
         for (index, data) in changes {
             let cc = ConfChange::decode(&data)
                 .map_err(|source| StepError::BadConfChange { index, source })?;
             // Every node validates the same change against the same configuration, so a
             // refusal is deterministic: all skip it alike.
             match cc.apply_to(self.membership()) {
-                Ok(m) => self.switch_membership(index, m),
+                Ok(m) => {
+                    self.switch_membership(index, m);
+                    changed = true;
+                }
                 Err(e) => tracing::warn!(%index, error = %e, "skipping invalid conf change"),
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     fn switch_membership(&mut self, index: LogIndex, m: Membership) {
@@ -64,7 +68,7 @@ impl Core {
 
     /// Leader duties after an apply: step down if removed, leave an automatic joint
     /// configuration, recompute commit under the new quorum.
-    fn after_apply(&mut self) {
+    fn after_apply(&mut self, changed: bool) {
         if self.role != Role::Leader {
             return;
         }
@@ -82,7 +86,9 @@ impl Core {
                 tracing::debug!(error = %e, "automatic leave postponed");
             }
         }
-        if self.maybe_commit() {
+        if changed {
+            // New members need the log; the quorum may have changed.
+            self.maybe_commit();
             self.broadcast_append();
         }
     }

@@ -217,10 +217,10 @@ impl Core {
             _ => {}
         }
         if self.maybe_commit() {
-            self.broadcast_append();
-        } else {
-            self.send_append(from, false);
+            // Batched: one commit update per follower per Ready, at the flush.
+            self.leader_state().broadcast_wanted = true;
         }
+        self.send_append(from, false);
         self.maybe_finish_transfer(from);
     }
 

@@ -58,15 +58,17 @@ impl Core {
         let last = entries.last().map_or(prev_index, |e| e.index);
         let has_entries = !entries.is_empty();
         let round = self.current_round();
+        let commit = self.log.commit();
         if let Some(pr) = self.tracker.progress.get_mut(&to) {
             pr.on_sent(last, bytes, has_entries);
             pr.sent_round = round;
+            pr.commit_sent = commit;
         }
         let body = MessageBody::AppendEntries {
             prev_index,
             prev_term,
             entries,
-            commit: self.log.commit(),
+            commit,
             round,
         };
         self.send(to, body);
@@ -88,10 +90,16 @@ impl Core {
         self.send(to, MessageBody::InstallSnapshot { meta, round });
     }
 
-    /// Sends new entries (or the new commit index) to every follower.
+    /// Sends new entries, or the new commit index to followers that have not seen it.
     pub(crate) fn broadcast_append(&mut self) {
+        let commit = self.log.commit();
         for to in self.peers() {
-            self.send_append(to, true);
+            let stale = self
+                .tracker
+                .progress
+                .get(&to)
+                .is_some_and(|p| p.commit_sent < commit);
+            self.send_append(to, stale);
         }
     }
 

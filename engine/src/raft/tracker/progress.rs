@@ -34,6 +34,8 @@ pub(crate) struct Progress {
     /// Round current when the last AppendEntries was sent; a heartbeat of a later round that
     /// comes back while `match` lags shows the appends were lost.
     pub(crate) sent_round: u64,
+    /// Highest commit index sent to the follower; commit-only appends are skipped below it.
+    pub(crate) commit_sent: LogIndex,
 }
 
 impl Progress {
@@ -48,6 +50,7 @@ impl Progress {
             recent_active: false,
             acked_round: 0,
             sent_round: 0,
+            commit_sent: LogIndex(0),
         }
     }
 
