@@ -98,22 +98,24 @@ impl RaftLog {
         usize::try_from(index.0 - self.first_index().0).expect("log offset fits in usize")
     }
 
-    /// Entries from `lo` on, at most `bytes_max` bytes but always at least one entry if any.
-    pub(crate) fn slice_from(&self, lo: LogIndex, bytes_max: u64) -> Vec<Entry> {
+    /// Entries from `lo` on, at most `bytes_max` bytes but always at least one entry if any,
+    /// with their total size in bytes.
+    pub(crate) fn slice_from(&self, lo: LogIndex, bytes_max: u64) -> (Vec<Entry>, u64) {
         if lo > self.last_index() {
-            return Vec::new();
+            return (Vec::new(), 0);
         }
         let start = self.offset(lo);
         let mut bytes = 0u64;
         let mut end = start;
         for e in &self.entries[start..] {
-            bytes += e.size_bytes();
-            if bytes > bytes_max && end > start {
+            let size = e.size_bytes();
+            if bytes + size > bytes_max && end > start {
                 break;
             }
+            bytes += size;
             end += 1;
         }
-        self.entries[start..end].to_vec()
+        (self.entries[start..end].to_vec(), bytes)
     }
 
     /// Entries in `[lo, hi]`.
@@ -166,10 +168,23 @@ impl RaftLog {
         if first_new <= self.last_index() {
             self.truncate_from(first_new);
         }
-        for e in entries.into_iter().skip(skip) {
-            self.append_new(e);
-        }
+        self.extend(entries, skip);
         last_new
+    }
+
+    /// Appends `entries[skip..]`, checking contiguity and term order in one pass.
+    fn extend(&mut self, mut entries: Vec<Entry>, skip: usize) {
+        let (mut prev_index, mut prev_term) = (self.last_index(), self.last_term());
+        for e in &entries[skip..] {
+            assert_eq!(e.index, prev_index.next(), "invariant: contiguous");
+            assert!(e.term >= prev_term, "invariant: terms never decrease");
+            (prev_index, prev_term) = (e.index, e.term);
+        }
+        if skip == 0 && self.entries.is_empty() {
+            self.entries = entries;
+        } else {
+            self.entries.extend(entries.drain(skip..));
+        }
     }
 
     fn truncate_from(&mut self, index: LogIndex) {

@@ -50,11 +50,10 @@ impl Core {
             self.send_snapshot(to);
             return true;
         };
-        let entries = self.log.slice_from(next, self.cfg.batch_bytes_max);
+        let (entries, bytes) = self.log.slice_from(next, self.cfg.batch_bytes_max);
         if entries.is_empty() && !allow_empty {
             return false;
         }
-        let bytes: u64 = entries.iter().map(|e| e.size_bytes()).sum();
         let last = entries.last().map_or(prev_index, |e| e.index);
         let has_entries = !entries.is_empty();
         let round = self.current_round();
