@@ -166,3 +166,69 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_table() {
+        let ok = Config::new(NodeId(1));
+        assert_eq!(ok.validate(), Ok(()));
+        type Case = (fn(&mut Config), ConfigError);
+        let cases: Vec<Case> = vec![
+            (|c| c.id = NodeId(0), ConfigError::InvalidId),
+            (
+                |c| c.tick_nanos = 0,
+                ConfigError::Zero {
+                    field: "tick_nanos",
+                },
+            ),
+            (
+                |c| c.heartbeat_ticks = 10,
+                ConfigError::ElectionTicks {
+                    heartbeat: 10,
+                    min: 10,
+                    max: 20,
+                },
+            ),
+            (
+                |c| c.election_ticks_max = 10,
+                ConfigError::ElectionTicks {
+                    heartbeat: 2,
+                    min: 10,
+                    max: 10,
+                },
+            ),
+            (
+                |c| c.max_clock_drift_ppm = PPM,
+                ConfigError::ClockDrift { ppm: PPM },
+            ),
+            (
+                |c| c.lease_margin_nanos = 99_000_000,
+                ConfigError::LeaseMargin {
+                    margin: 99_000_000,
+                    lease: 99_000_000,
+                },
+            ),
+            (
+                |c| c.inflight_bytes_max = 1,
+                ConfigError::Window {
+                    inflight: 1,
+                    batch: 1 << 20,
+                },
+            ),
+        ];
+        for (mutate, want) in cases {
+            let mut c = Config::new(NodeId(1));
+            mutate(&mut c);
+            assert_eq!(c.validate(), Err(want));
+        }
+    }
+
+    #[test]
+    fn lease_formula() {
+        // 10 ticks of 10 ms, 1% drift, 5 ms margin: 100 ms * 0.99 - 5 ms = 94 ms.
+        assert_eq!(Config::new(NodeId(1)).lease_nanos(), 94_000_000);
+    }
+}

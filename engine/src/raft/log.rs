@@ -289,3 +289,113 @@ impl RaftLog {
         self.persisted = index;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::raft::types::EntryKind;
+
+    fn ents(first: u64, terms: &[u64]) -> Vec<Entry> {
+        terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Entry {
+                index: LogIndex(first + i as u64),
+                term: Term(*t),
+                kind: EntryKind::Normal,
+                data: Bytes::new(),
+            })
+            .collect()
+    }
+
+    fn log(terms: &[u64]) -> RaftLog {
+        RaftLog::new(LogIndex(0), Term(0), ents(1, terms), LogIndex(0))
+    }
+
+    #[test]
+    fn append_after_truncates_only_the_conflicting_suffix() {
+        let mut l = log(&[1, 1, 2, 2]);
+        // Duplicate: nothing changes.
+        assert_eq!(l.append_after(LogIndex(1), ents(2, &[1, 2])), LogIndex(3));
+        assert_eq!(l.last_index(), LogIndex(4));
+        // Conflict at 3: truncate 3.., append.
+        assert_eq!(l.append_after(LogIndex(2), ents(3, &[3])), LogIndex(3));
+        assert_eq!(l.last_index(), LogIndex(3));
+        assert_eq!(l.term(LogIndex(3)), Some(Term(3)));
+        assert_eq!(
+            l.persisted(),
+            LogIndex(2),
+            "persisted mark falls back before the cut"
+        );
+        assert_eq!(l.take_unstable().len(), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "never overwritten")]
+    fn committed_entries_are_never_overwritten() {
+        let mut l = log(&[1, 1, 2]);
+        l.commit_to(LogIndex(3));
+        l.append_after(LogIndex(2), ents(3, &[3]));
+    }
+
+    #[test]
+    fn find_conflict_by_term_table() {
+        // Figure 7 (f): 1,1,1,2,2,2,3,3,3,3,3.
+        let l = log(&[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3]);
+        let cases = [
+            ((10, 6), 10),
+            ((10, 2), 6),
+            ((10, 1), 3),
+            ((5, 3), 5),
+            ((20, 0), 0),
+        ];
+        for ((index, term), want) in cases {
+            let got = l.find_conflict_by_term(LogIndex(index), Term(term));
+            assert_eq!(got, LogIndex(want), "({index}, {term})");
+        }
+        let hint = l.reject_hint(LogIndex(12), Term(6));
+        assert_eq!((hint.index, hint.term), (LogIndex(11), Term(3)));
+    }
+
+    #[test]
+    fn up_to_date_compares_term_then_index() {
+        let l = log(&[1, 2, 2]);
+        assert!(l.is_up_to_date(LogIndex(3), Term(2)));
+        assert!(l.is_up_to_date(LogIndex(1), Term(3)));
+        assert!(!l.is_up_to_date(LogIndex(9), Term(1)));
+        assert!(!l.is_up_to_date(LogIndex(2), Term(2)));
+    }
+
+    #[test]
+    fn persisted_ignores_replaced_entries() {
+        let mut l = log(&[]);
+        l.append_new(ents(1, &[1]).remove(0));
+        l.append_new(ents(2, &[1]).remove(0));
+        assert_eq!(l.take_unstable().len(), 2);
+        l.append_after(LogIndex(1), ents(2, &[2]));
+        l.on_persisted(LogIndex(2), Term(1));
+        assert_eq!(l.persisted(), LogIndex(0), "2/1 was replaced by 2/2");
+        assert_eq!(l.take_unstable().len(), 1);
+        l.on_persisted(LogIndex(2), Term(2));
+        assert_eq!(l.persisted(), LogIndex(2));
+    }
+
+    #[test]
+    fn compact_and_restore() {
+        let mut l = log(&[1, 1, 2, 2]);
+        l.commit_to(LogIndex(3));
+        assert_eq!(l.compact(LogIndex(2)), Term(1));
+        assert_eq!(l.first_index(), LogIndex(3));
+        assert_eq!(l.term(LogIndex(2)), Some(Term(1)));
+        assert_eq!(l.term(LogIndex(1)), None);
+        let (s, _) = l.slice_from(LogIndex(3), 1);
+        assert_eq!(s.len(), 1, "at least one entry even over the byte limit");
+        l.restore(LogIndex(9), Term(5));
+        assert_eq!(
+            (l.first_index(), l.last_index(), l.commit()),
+            (LogIndex(10), LogIndex(9), LogIndex(9))
+        );
+    }
+}

@@ -8,3 +8,6 @@ mod config;
 pub use change::{ConfChange, ConfChangeStep};
 pub use codec::DecodeError;
 pub use config::Membership;
+
+#[cfg(test)]
+mod tests;

@@ -18,3 +18,6 @@ pub(crate) enum VoteResult {
     /// A quorum can no longer be reached.
     Lost,
 }
+
+#[cfg(test)]
+mod tests;

@@ -102,3 +102,6 @@ impl ProgressTracker {
         self.quorum.vote_result(|id| self.votes.get(&id).copied())
     }
 }
+
+#[cfg(test)]
+mod tests;
