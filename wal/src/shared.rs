@@ -249,6 +249,20 @@ impl Shared {
         self.config.background_writer
     }
 
+    /// Wakes the background writer if it sleeps and work is queued.
+    pub(crate) fn wake_writer(&self) {
+        if self.config.background_writer {
+            self.wake_writer_locked(&mut lock(&self.queue));
+        }
+    }
+
+    pub(crate) fn wake_writer_locked(&self, q: &mut Queue) {
+        if q.bg_idle && !q.reqs.is_empty() {
+            q.bg_idle = false;
+            self.queue_cv.notify_one();
+        }
+    }
+
     /// Commits queued requests if this thread can become the committer; with `block`, waits
     /// for the writer lock. Returns whether it committed.
     pub(crate) fn try_commit(&self, block: bool) -> bool {

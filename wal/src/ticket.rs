@@ -57,6 +57,8 @@ impl Completion {
 pub struct Ticket {
     done: Arc<Completion>,
     shared: Arc<Shared>,
+    /// Whether the background writer was asked to cover this request.
+    woke_writer: bool,
 }
 
 impl std::fmt::Debug for Ticket {
@@ -67,11 +69,16 @@ impl std::fmt::Debug for Ticket {
 
 impl Ticket {
     pub(crate) fn new(done: Arc<Completion>, shared: Arc<Shared>) -> Ticket {
-        Ticket { done, shared }
+        Ticket {
+            done,
+            shared,
+            woke_writer: false,
+        }
     }
 
     /// Blocks until the request is durable; returns the durable last index.
-    pub fn wait(self) -> Result<u64> {
+    pub fn wait(mut self) -> Result<u64> {
+        self.woke_writer = true;
         loop {
             if let Some(r) = self.done.take() {
                 return r;
@@ -79,6 +86,9 @@ impl Ticket {
             if self.shared.try_commit(!self.shared.has_background_writer()) {
                 continue;
             }
+            // Another thread is committing. It drains the queue until empty, but it may have
+            // looked before our request arrived: the background writer covers that case.
+            self.shared.wake_writer();
             {
                 let mut s = self.done.lock();
                 if let Some(r) = s.result.take() {
@@ -100,11 +110,29 @@ impl Future for Ticket {
     type Output = Result<u64>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut s = self.done.lock();
-        if let Some(r) = s.result.take() {
-            return Poll::Ready(r);
+        let this = self.get_mut();
+        {
+            let mut s = this.done.lock();
+            if let Some(r) = s.result.take() {
+                drop(s);
+                this.woke_writer = true;
+                return Poll::Ready(r);
+            }
+            s.waker = Some(cx.waker().clone());
         }
-        s.waker = Some(cx.waker().clone());
+        if !this.woke_writer {
+            this.woke_writer = true;
+            this.shared.wake_writer();
+        }
         Poll::Pending
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // An unfinished ticket nobody waits on: make sure its request is still written.
+        if !self.woke_writer && !self.is_done() {
+            self.shared.wake_writer();
+        }
     }
 }

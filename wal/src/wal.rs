@@ -193,6 +193,7 @@ impl Wal {
                 return Ok(q);
             }
             if s.config.background_writer {
+                s.wake_writer_locked(&mut q);
                 q = s.space_cv.wait(q).expect("queue lock poisoned");
             } else {
                 drop(q);
@@ -209,12 +210,11 @@ impl Wal {
             done: done.clone(),
         });
         q.bytes += bytes;
-        let wake = q.bg_idle;
-        q.bg_idle = false;
         drop(q);
-        if wake {
-            self.shared.queue_cv.notify_one();
-        }
+        // The background writer is not woken here: a lone appender that waits commits on its
+        // own thread, and waking a thread it does not need costs more than the rest of the
+        // append. The ticket wakes the writer when it is polled, dropped unfinished, or waited
+        // on while another thread commits.
         Ticket::new(done, self.shared.clone())
     }
 
