@@ -71,6 +71,17 @@ impl Env {
             .map_or(1000, |v| v.parse().expect("pending"));
         c.pre_vote = kv.get("prevote").is_none_or(|v| v == "true");
         c.check_quorum = kv.get("checkquorum").is_none_or(|v| v == "true");
+        #[cfg(feature = "mutations")]
+        {
+            use ringraft::raft::Mutation;
+            c.mutation = kv.get("mutation").map(|m| match m.as_str() {
+                "count-old-term" => Mutation::CountOldTermTowardCommit,
+                "vote-without-log-check" => Mutation::VoteWithoutLogCheck,
+                "lease-before-noop" => Mutation::LeaseReadBeforeNoopCommit,
+                "ack-before-persist" => Mutation::AckAppendBeforePersist,
+                other => panic!("unknown mutation {other}"),
+            });
+        }
         c
     }
 
