@@ -236,9 +236,21 @@ impl Core {
         let wait = msg.body.needs_durability() || dirty;
         if wait && !(is_ack && self.mutated(Mutation::AckAppendBeforePersist)) {
             self.msgs_after_persist.push(msg);
-        } else {
-            self.msgs.push(msg);
+            return;
         }
+        if let MessageBody::AppendEntriesResponse {
+            index,
+            reject: None,
+            ..
+        } = msg.body
+        {
+            // Durability before acknowledgement (the mutation switch breaks exactly this).
+            assert!(
+                index <= self.log.persisted() || self.mutated(Mutation::AckAppendBeforePersist),
+                "invariant: ack of {index} leaves only once persisted"
+            );
+        }
+        self.msgs.push(msg);
     }
 
     /// Becomes follower of `leader` in `term` (raising the term clears the vote).

@@ -172,6 +172,11 @@ impl RawNode {
         let c = &mut self.core;
         let entries = c.log.take_unstable();
         let hard = c.hard_state();
+        assert!(
+            hard.term >= self.emitted_hard_state.term
+                && hard.commit >= self.emitted_hard_state.commit,
+            "invariant: term and commit never decrease"
+        );
         let hard_state = (hard != self.emitted_hard_state).then_some(hard);
         self.emitted_hard_state = hard;
         let soft = c.soft_state();

@@ -49,6 +49,11 @@ impl Core {
     ) -> Result<(), ReadError> {
         let commit = self.log.commit();
         if mode == ReadMode::Lease && self.lease_serves() {
+            let own_term = self.leader.as_ref().is_some_and(|l| l.own_term_committed);
+            assert!(
+                own_term || self.mutated(Mutation::LeaseReadBeforeNoopCommit),
+                "invariant: lease reads only after an entry of this term committed"
+            );
             self.complete_read(id, from, commit);
             return Ok(());
         }
