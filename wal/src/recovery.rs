@@ -151,25 +151,33 @@ fn recover_once(backend: &dyn IoBackend, config: &Config) -> Result<Recovered> {
     };
     let mut ends: Vec<SegEnd> = Vec::with_capacity(segs.len());
     for seg in &segs {
-        let end = rep.scan(seg, payload_max)?;
-        if let (Some(prev), true) = (ends.last(), end.frames > 0) {
-            if !prev.sealed {
-                let prev_seq = seg.seq - 1;
+        // A segment gets frames only after its predecessor was sealed and synced; an unsealed
+        // predecessor followed by frames is damage there, not a torn tail.
+        if let Some(prev) = ends.last().filter(|p| !p.sealed) {
+            if has_frames(seg, payload_max)? {
+                let (seq, next) = (seg.seq - 1, rep.stream.next_index);
                 return Err(corrupt(
                     CorruptionKind::MissingSeal,
-                    prev_seq,
+                    seq,
                     prev.end,
-                    Some(rep_next(&rep)),
+                    Some(next),
                 ));
             }
         }
-        ends.push(end);
+        ends.push(rep.scan(seg, payload_max)?);
     }
     finish(rep, segs, ends, backend, config)
 }
 
-fn rep_next(rep: &Replay) -> u64 {
-    rep.stream.next_index
+fn has_frames(seg: &Segment, payload_max: usize) -> Result<bool> {
+    let data = seg
+        .io
+        .read(0, seg.io.size() as usize)
+        .map_err(|e| Error::io("read segment", e))?;
+    Ok(matches!(
+        decode_frame(&data, HEADER_LEN, seg.seed, payload_max),
+        Decoded::Frame(_)
+    ) || find_valid_after(&data, HEADER_LEN, seg.seed, payload_max).is_some())
 }
 
 fn fresh(

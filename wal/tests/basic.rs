@@ -289,3 +289,53 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         std::thread::park();
     }
 }
+
+#[test]
+fn missing_middle_segment_is_corruption() {
+    let disk = SimDisk::new();
+    let b = disk.backend();
+    let wal = open(&b, &sim_config()).unwrap();
+    fill(&wal, 1, 300, 200);
+    drop(wal);
+    b.remove(&segment_name(3)).unwrap();
+    b.sync_dir().unwrap();
+    match open(&b, &sim_config()) {
+        Err(Error::Corruption {
+            kind: CorruptionKind::MissingSegment,
+            segment: 3,
+            ..
+        }) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn damaged_sealed_segment_is_corruption_not_a_torn_tail() {
+    let disk = SimDisk::new();
+    let b = disk.backend();
+    let wal = open(&b, &sim_config()).unwrap();
+    fill(&wal, 1, 300, 200);
+    drop(wal);
+    // Zero the last frames of segment 1 (its seal included): valid frames follow in
+    // segment 2, so this cannot be a torn tail.
+    let seg = disk.file(&segment_name(1)).unwrap();
+    let last_nonzero = seg.iter().rposition(|&x| x != 0).unwrap();
+    for (off, &byte) in seg
+        .iter()
+        .enumerate()
+        .take(last_nonzero + 1)
+        .skip(last_nonzero - 300)
+    {
+        if byte != 0 {
+            for bit in 0..8 {
+                if byte & (1 << bit) != 0 {
+                    disk.flip_bit(&segment_name(1), off, bit);
+                }
+            }
+        }
+    }
+    match open(&b, &sim_config()) {
+        Err(Error::Corruption { segment: 1, .. }) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+}
