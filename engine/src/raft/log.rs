@@ -1,5 +1,6 @@
 //! The in-memory view of the log since the last snapshot, with its durability marks.
 
+use crate::raft::entries::Entries;
 use crate::raft::message::RejectHint;
 use crate::raft::types::{Entry, LogIndex, Term};
 
@@ -22,6 +23,10 @@ pub(crate) struct RaftLog {
     persisted: LogIndex,
     /// Highest index known committed.
     commit: LogIndex,
+    /// The last shared run handed out or received. Invariant: every entry in it is in the log
+    /// as it is here (dropped on truncation), so sub-runs of it can be handed out again without
+    /// copying: one batch serves the WAL, every follower and the state machine.
+    shared: Entries,
 }
 
 impl RaftLog {
@@ -36,6 +41,7 @@ impl RaftLog {
             unstable_from: last.next(),
             persisted: last,
             commit: commit.max(index),
+            shared: Entries::default(),
         };
         log.assert_contiguous();
         assert!(log.commit <= last, "invariant: commit <= last index");
@@ -100,9 +106,9 @@ impl RaftLog {
 
     /// Entries from `lo` on, at most `bytes_max` bytes but always at least one entry if any,
     /// with their total size in bytes.
-    pub(crate) fn slice_from(&self, lo: LogIndex, bytes_max: u64) -> (Vec<Entry>, u64) {
+    pub(crate) fn slice_from(&mut self, lo: LogIndex, bytes_max: u64) -> (Entries, u64) {
         if lo > self.last_index() {
-            return (Vec::new(), 0);
+            return (Entries::default(), 0);
         }
         let start = self.offset(lo);
         let mut bytes = 0u64;
@@ -115,7 +121,21 @@ impl RaftLog {
             bytes += size;
             end += 1;
         }
-        (self.entries[start..end].to_vec(), bytes)
+        let hi = LogIndex(lo.0 + (end - start) as u64 - 1);
+        (self.shared_range(lo, hi), bytes)
+    }
+
+    /// Entries in `[lo, hi]` as a shared run, reusing the last one when it covers the range.
+    pub(crate) fn shared_range(&mut self, lo: LogIndex, hi: LogIndex) -> Entries {
+        if lo > hi {
+            return Entries::default();
+        }
+        if let Some(sub) = self.shared.sub(lo, hi) {
+            return sub;
+        }
+        let run = Entries::from_slice(self.range(lo, hi));
+        self.shared = run.clone();
+        run
     }
 
     /// Entries in `[lo, hi]`.
@@ -147,7 +167,7 @@ impl RaftLog {
 
     /// A follower appends entries after a matching `prev`; truncates a conflicting suffix.
     /// Returns the last index the leader's message proves matches (`prev + entries.len()`).
-    pub(crate) fn append_after(&mut self, prev: LogIndex, entries: Vec<Entry>) -> LogIndex {
+    pub(crate) fn append_after(&mut self, prev: LogIndex, entries: Entries) -> LogIndex {
         let last_new = LogIndex(prev.0 + entries.len() as u64);
         let mut skip = 0;
         for e in &entries {
@@ -168,26 +188,25 @@ impl RaftLog {
         if first_new <= self.last_index() {
             self.truncate_from(first_new);
         }
-        self.extend(entries, skip);
+        self.extend(&entries[skip..]);
+        // The whole run now matches the log: later Readys can hand it out without copying.
+        self.shared = entries;
         last_new
     }
 
-    /// Appends `entries[skip..]`, checking contiguity and term order in one pass.
-    fn extend(&mut self, mut entries: Vec<Entry>, skip: usize) {
+    /// Appends `entries`, checking contiguity and term order in one pass.
+    fn extend(&mut self, entries: &[Entry]) {
         let (mut prev_index, mut prev_term) = (self.last_index(), self.last_term());
-        for e in &entries[skip..] {
+        for e in entries {
             assert_eq!(e.index, prev_index.next(), "invariant: contiguous");
             assert!(e.term >= prev_term, "invariant: terms never decrease");
             (prev_index, prev_term) = (e.index, e.term);
         }
-        if skip == 0 && self.entries.is_empty() {
-            self.entries = entries;
-        } else {
-            self.entries.extend(entries.drain(skip..));
-        }
+        self.entries.extend_from_slice(entries);
     }
 
     fn truncate_from(&mut self, index: LogIndex) {
+        self.shared = Entries::default();
         let offset = self.offset(index);
         self.entries.truncate(offset);
         self.unstable_from = self.unstable_from.min(index);
@@ -229,13 +248,10 @@ impl RaftLog {
     }
 
     /// Entries not yet handed to the runtime; marks them handed.
-    pub(crate) fn take_unstable(&mut self) -> Vec<Entry> {
+    pub(crate) fn take_unstable(&mut self) -> Entries {
         let from = self.unstable_from;
         self.unstable_from = self.last_index().next();
-        if from > self.last_index() {
-            return Vec::new();
-        }
-        self.entries[self.offset(from)..].to_vec()
+        self.shared_range(from, self.last_index())
     }
 
     pub(crate) fn has_unstable(&self) -> bool {
@@ -281,6 +297,7 @@ impl RaftLog {
             }
         }
         self.entries.clear();
+        self.shared = Entries::default();
         self.snapshot_index = index;
         self.snapshot_term = term;
         self.commit = index;
@@ -318,10 +335,16 @@ mod tests {
     fn append_after_truncates_only_the_conflicting_suffix() {
         let mut l = log(&[1, 1, 2, 2]);
         // Duplicate: nothing changes.
-        assert_eq!(l.append_after(LogIndex(1), ents(2, &[1, 2])), LogIndex(3));
+        assert_eq!(
+            l.append_after(LogIndex(1), ents(2, &[1, 2]).into()),
+            LogIndex(3)
+        );
         assert_eq!(l.last_index(), LogIndex(4));
         // Conflict at 3: truncate 3.., append.
-        assert_eq!(l.append_after(LogIndex(2), ents(3, &[3])), LogIndex(3));
+        assert_eq!(
+            l.append_after(LogIndex(2), ents(3, &[3]).into()),
+            LogIndex(3)
+        );
         assert_eq!(l.last_index(), LogIndex(3));
         assert_eq!(l.term(LogIndex(3)), Some(Term(3)));
         assert_eq!(
@@ -337,7 +360,7 @@ mod tests {
     fn committed_entries_are_never_overwritten() {
         let mut l = log(&[1, 1, 2]);
         l.commit_to(LogIndex(3));
-        l.append_after(LogIndex(2), ents(3, &[3]));
+        l.append_after(LogIndex(2), ents(3, &[3]).into());
     }
 
     #[test]
@@ -374,7 +397,7 @@ mod tests {
         l.append_new(ents(1, &[1]).remove(0));
         l.append_new(ents(2, &[1]).remove(0));
         assert_eq!(l.take_unstable().len(), 2);
-        l.append_after(LogIndex(1), ents(2, &[2]));
+        l.append_after(LogIndex(1), ents(2, &[2]).into());
         l.on_persisted(LogIndex(2), Term(1));
         assert_eq!(l.persisted(), LogIndex(0), "2/1 was replaced by 2/2");
         assert_eq!(l.take_unstable().len(), 1);

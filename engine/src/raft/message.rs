@@ -1,7 +1,8 @@
 //! Messages between cores. The runtime serializes and transports them; the core never does I/O.
 
+use crate::raft::entries::Entries;
 use crate::raft::membership::Membership;
-use crate::raft::types::{Entry, LogIndex, NodeId, ReadId, Term};
+use crate::raft::types::{LogIndex, NodeId, ReadId, Term};
 
 /// Metadata of a snapshot. The data itself is the runtime's business: it creates it, persists it
 /// and streams it to followers alongside an [`MessageBody::InstallSnapshot`].
@@ -68,8 +69,8 @@ pub enum MessageBody {
         prev_index: LogIndex,
         /// Term at `prev_index`.
         prev_term: Term,
-        /// Entries to append, contiguous from `prev_index + 1`.
-        entries: Vec<Entry>,
+        /// Entries to append, contiguous from `prev_index + 1` (shared, cheap to clone).
+        entries: Entries,
         /// Leader's commit index.
         commit: LogIndex,
         /// Leader's heartbeat round when sent; echoed for leases and reads.

@@ -61,6 +61,7 @@
 mod apply;
 mod config;
 mod core;
+mod entries;
 mod errors;
 mod log;
 mod membership;
@@ -76,6 +77,7 @@ mod types;
 
 pub use self::config::{Config, Mutation};
 pub use self::core::InitialState;
+pub use self::entries::Entries;
 pub use self::errors::{
     ConfChangeError, ConfigError, ProposeError, ReadError, SnapshotError, StepError, TransferError,
 };

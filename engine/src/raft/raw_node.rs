@@ -183,11 +183,7 @@ impl RawNode {
         let soft_state = (soft != self.emitted_soft_state).then_some(soft);
         self.emitted_soft_state = soft;
         let apply_to = c.log.commit().min(c.log.persisted());
-        let committed_entries = if apply_to > c.handed_out {
-            c.log.range(c.handed_out.next(), apply_to).to_vec()
-        } else {
-            Vec::new()
-        };
+        let committed_entries = c.log.shared_range(c.handed_out.next(), apply_to);
         c.handed_out = c.handed_out.max(apply_to);
         self.records.push_back(ReadyRecord {
             number: self.number,

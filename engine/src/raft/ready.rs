@@ -1,8 +1,9 @@
 //! The core's output: one numbered batch of work for the runtime.
 
+use crate::raft::entries::Entries;
 use crate::raft::errors::ReadError;
 use crate::raft::message::{Message, SnapshotMeta};
-use crate::raft::types::{Entry, HardState, LogIndex, NodeId, ReadId, ReadState, SoftState, Term};
+use crate::raft::types::{HardState, LogIndex, NodeId, ReadId, ReadState, SoftState, Term};
 
 /// Work for the runtime, in this order (see the module documentation of [`crate::raft`]):
 ///
@@ -23,8 +24,8 @@ pub struct Ready {
     pub soft_state: Option<SoftState>,
     /// Term, vote or commit changed: persist.
     pub hard_state: Option<HardState>,
-    /// Entries to persist.
-    pub entries: Vec<Entry>,
+    /// Entries to persist (shared with the messages that carry them).
+    pub entries: Entries,
     /// A snapshot received from the leader: install it before persisting the entries.
     pub snapshot: Option<SnapshotMeta>,
     /// Messages that may leave right away.
@@ -33,7 +34,7 @@ pub struct Ready {
     /// votes and append acknowledgements.
     pub persisted_messages: Vec<Message>,
     /// Committed entries to apply, in order. They are durable locally too.
-    pub committed_entries: Vec<Entry>,
+    pub committed_entries: Entries,
     /// Reads that may be served once the state machine has applied their index.
     pub read_states: Vec<ReadState>,
     /// Reads that failed; the caller may retry.
