@@ -59,7 +59,8 @@ fn stale_candidate(mutation: &str) -> String {
     let mut env = Env::default();
     let script = format!(
         "add-nodes 3 prevote=false {m}\ncampaign 1\nstabilize\npartition 3 / 1 2\n\
-         propose 1 a\nstabilize\nheal\npartition 1 / 2 3\nelapse 30\ncampaign 3\nstabilize\n"
+         propose 1 a\nstabilize\nheal\npartition 1 / 2 3\nelapse 30\ncampaign 3\n\
+         process 3\ndeliver\nprocess 2\ndeliver\n"
     );
     let out = run(&mut env, &script);
     let status = env.run("status 3");

@@ -45,6 +45,8 @@ pub struct Env {
     pub now: u64,
     pub out: String,
     pub bootstrap: Membership,
+    /// Every entry any node applied, by index: state machine safety is checked on each apply.
+    pub applied_entries: BTreeMap<u64, Entry>,
 }
 
 fn id(s: &str) -> NodeId {
@@ -135,6 +137,14 @@ impl Env {
             "process" => self.cmd_process(&pos),
             "deliver" => self.cmd_deliver(&pos),
             "drop" => self.cmd_drop(&pos),
+            "deliver-one" => self.cmd_deliver_one(pos[0].parse().expect("k"), false),
+            "dup-one" => self.cmd_deliver_one(pos[0].parse().expect("k"), true),
+            "drop-one" => {
+                if !self.net.is_empty() {
+                    let k = pos[0].parse::<usize>().expect("k") % self.net.len();
+                    self.net.remove(k);
+                }
+            }
             "stabilize" => self.cmd_stabilize(&pos),
             "propose" => self.cmd_propose(id(pos[0]), pos.get(1).copied().unwrap_or("")),
             "propose-n" => self.cmd_propose_n(id(pos[0]), pos[1].parse().expect("count")),
@@ -271,6 +281,15 @@ impl Env {
             persist(&mut node.stored, &rd);
             node.raw.on_persisted(rd.number, now);
             let mut msgs = std::mem::take(&mut rd.persisted_messages);
+            for e in rd.committed_entries.iter() {
+                match self.applied_entries.get(&e.index.0) {
+                    Some(prev) => assert_eq!(prev, e, "state machine safety at {}", e.index),
+                    None => {
+                        self.applied_entries.insert(e.index.0, e.clone());
+                    }
+                }
+            }
+            let node = self.node(n);
             let last = rd.committed_entries.last().map(|e| e.index);
             if let Some(last) = last {
                 node.raw.on_applied(last).expect("apply");
@@ -323,6 +342,25 @@ impl Env {
             let to = m.to;
             self.node(to).raw.step(m, now).expect("step");
         }
+    }
+
+    /// Delivers the `k`-th queued message (mod the queue length), keeping a copy if `dup`.
+    fn cmd_deliver_one(&mut self, k: usize, dup: bool) {
+        if self.net.is_empty() {
+            return;
+        }
+        let k = k % self.net.len();
+        let m = if dup {
+            self.net[k].clone()
+        } else {
+            self.net.remove(k)
+        };
+        if self.blocked(&m) || !self.nodes.contains_key(&m.to) {
+            return;
+        }
+        let now = Instant(self.now);
+        let to = m.to;
+        self.node(to).raw.step(m, now).expect("step");
     }
 
     fn cmd_drop(&mut self, pos: &[&str]) {
@@ -514,14 +552,12 @@ impl Env {
 /// Applies a Ready's writes to the stored state, as a WAL would.
 pub fn persist(stored: &mut Stored, rd: &Ready) {
     if let Some(snap) = &rd.snapshot {
-        stored.entries.retain(|e| e.index > snap.index);
-        if stored
+        // Keep the stored suffix only if the stored log holds the snapshot's last entry.
+        let holds = stored
             .entries
-            .first()
-            .is_some_and(|e| e.index != snap.index.next())
-        {
-            stored.entries.clear();
-        }
+            .iter()
+            .any(|e| e.index == snap.index && e.term == snap.term);
+        stored.entries.retain(|e| holds && e.index > snap.index);
         stored.snapshot = snap.clone();
     }
     if let Some(first) = rd.entries.first() {
