@@ -72,6 +72,9 @@ pub(crate) struct LeaderState {
     pub(crate) pending_conf_index: LogIndex,
     /// Target and ticks elapsed of a leadership transfer in progress.
     pub(crate) transfer: Option<(NodeId, u64)>,
+    /// A TimeoutNow left in this term. It may be delayed without bound and its campaign
+    /// bypasses leader stickiness, so no lease may be held for the rest of the term.
+    pub(crate) timeout_now_sent: bool,
     pub(crate) reads: ReadTracker,
     /// An entry of this term committed (Raft paper 5.4.2 / thesis 6.4).
     pub(crate) own_term_committed: bool,

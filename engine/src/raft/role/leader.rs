@@ -309,6 +309,9 @@ impl Core {
             .get(&from)
             .is_some_and(|p| p.match_index == self.log.last_index());
         if target == Some(from) && caught_up {
+            let leader = self.leader_state();
+            leader.timeout_now_sent = true;
+            leader.reads.drop_lease();
             self.send(from, MessageBody::TimeoutNow);
             return true;
         }

@@ -109,8 +109,9 @@ impl Core {
         let Some(leader) = self.leader.as_mut() else {
             return;
         };
-        // No lease while a transfer runs: the target may win before the lease would end.
-        let lease_allowed = leader.transfer.is_none();
+        // No lease while a transfer runs, nor after a TimeoutNow left in this term: its
+        // campaign may win before the lease would end.
+        let lease_allowed = leader.transfer.is_none() && !leader.timeout_now_sent;
         let done = leader
             .reads
             .on_quorum_acked(round, lease_nanos, lease_allowed);
