@@ -81,6 +81,14 @@ impl Floor {
     }
 }
 
+/// Segment size: `WAL_BENCH_SEGMENT_MIB`, default [`FILE_BYTES`].
+fn segment_bytes() -> u64 {
+    std::env::var("WAL_BENCH_SEGMENT_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(FILE_BYTES, |m| m << 20)
+}
+
 fn bench_dir() -> std::path::PathBuf {
     std::env::var_os("WAL_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into)
 }
@@ -94,7 +102,11 @@ struct Log {
 impl Log {
     fn new(durability: Durability, backend: BackendKind) -> Log {
         let dir = tempfile::tempdir_in(bench_dir()).unwrap();
-        let segment_bytes = if bench_mode() { FILE_BYTES } else { 1 << 20 };
+        let segment_bytes = if bench_mode() {
+            segment_bytes()
+        } else {
+            1 << 20
+        };
         let cfg = Config {
             durability,
             backend,
@@ -162,27 +174,7 @@ fn concurrent_group(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new(label, format!("a{appenders}")), |b| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
-                    rt.block_on(async {
-                        let tasks: Vec<_> = (0..appenders)
-                            .map(|_| {
-                                let (wal, next, p) = (wal.clone(), next.clone(), payload.clone());
-                                tokio::spawn(async move {
-                                    for _ in 0..iters {
-                                        // No await between taking the index and appending,
-                                        // so indices are accepted in order on this thread.
-                                        let i =
-                                            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                        let t =
-                                            wal.append(vec![Entry::new(i, 1, p.clone())]).unwrap();
-                                        t.await.unwrap();
-                                    }
-                                })
-                            })
-                            .collect();
-                        for t in tasks {
-                            t.await.unwrap();
-                        }
-                    });
+                    concurrent_block(&rt, &wal, &next, appenders, iters as usize, &payload);
                     start.elapsed()
                 })
             });
@@ -336,6 +328,123 @@ fn overhead_report() {
     );
 }
 
+/// Median of a histogram in microseconds.
+fn p50_us(h: &hdrhistogram::Histogram<u64>) -> f64 {
+    h.value_at_quantile(0.5) as f64 / 1000.0
+}
+
+/// `appenders` concurrent appenders (tokio tasks on one thread), each appending `per_task`
+/// records one at a time and awaiting each before the next.
+fn concurrent_block(
+    rt: &tokio::runtime::Runtime,
+    wal: &Arc<Wal>,
+    next: &Arc<std::sync::atomic::AtomicU64>,
+    appenders: usize,
+    per_task: usize,
+    payload: &Bytes,
+) {
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..appenders)
+            .map(|_| {
+                let (wal, next, p) = (wal.clone(), next.clone(), payload.clone());
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        // No await between taking the index and appending: indices are
+                        // accepted in order on this thread.
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let t = wal.append(vec![Entry::new(i, 1, p.clone())]).unwrap();
+                        t.await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+}
+
+/// The WAL and its floor measured in alternation (one WAL iteration, one floor iteration), so
+/// both see the same disk: this machine's fdatasync latency swings between ~0.15 and ~4 ms
+/// within seconds, which makes back-to-back criterion groups unfit for ratios.
+fn paired_report() {
+    let rounds = if bench_mode() { 300 } else { 2 };
+    println!("paired_fdatasync: shape | wal p50 | floor p50 | wal records/s | floor records/s | wal/floor throughput");
+    let row = |shape: String,
+               records: usize,
+               hw: &hdrhistogram::Histogram<u64>,
+               hf: &hdrhistogram::Histogram<u64>| {
+        let (w, f) = (p50_us(hw), p50_us(hf));
+        let (rw, rf) = (records as f64 * 1e6 / w, records as f64 * 1e6 / f);
+        println!(
+            "paired_fdatasync: {shape} | {w:.1} us | {f:.1} us | {rw:.0} | {rf:.0} | {:.2}",
+            rw / rf
+        );
+    };
+    for payload in [16usize, 256, 4096] {
+        for (batch, kind) in [1usize, 8, 64, 512]
+            .into_iter()
+            .flat_map(|b| [(b, BackendKind::IoUring), (b, BackendKind::Thread)])
+        {
+            let p = Bytes::from(vec![7u8; payload]);
+            let mut log = Log::new(Durability::Fdatasync, kind);
+            let mut floor = Floor::new();
+            let mut hw = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+            let mut hf = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+            for _ in 0..rounds {
+                let t = Instant::now();
+                log.append(batch, &p);
+                hw.record(t.elapsed().as_nanos() as u64).unwrap();
+                let t = Instant::now();
+                floor.write(batch, payload);
+                hf.record(t.elapsed().as_nanos() as u64).unwrap();
+            }
+            let shape = format!(
+                "wal_{} batch {batch} payload {payload} B",
+                log.wal.backend_name()
+            );
+            row(shape, batch, &hw, &hf);
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let payload = Bytes::from(vec![7u8; 256]);
+    for (appenders, kind) in [1usize, 16, 256]
+        .into_iter()
+        .flat_map(|a| [(a, BackendKind::IoUring), (a, BackendKind::Thread)])
+    {
+        let log = Log::new(Durability::Fdatasync, kind);
+        let name = log.wal.backend_name();
+        let wal = Arc::new(log.wal);
+        let next = Arc::new(std::sync::atomic::AtomicU64::new(1));
+        let mut floor = Floor::new();
+        let mut hw = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        let mut hf = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        // Blocks of free-running appenders (10 records each) against blocks of 10 floor
+        // writes of `appenders` records each; the median block time gives the rate.
+        let per_task = 10;
+        for _ in 0..rounds / 10 {
+            let t = Instant::now();
+            concurrent_block(&rt, &wal, &next, appenders, per_task, &payload);
+            hw.record(t.elapsed().as_nanos() as u64 / per_task as u64)
+                .unwrap();
+            let t = Instant::now();
+            for _ in 0..per_task {
+                floor.write(appenders, 256);
+            }
+            hf.record(t.elapsed().as_nanos() as u64 / per_task as u64)
+                .unwrap();
+        }
+        row(
+            format!("wal_{name} {appenders} concurrent appenders payload 256 B"),
+            appenders,
+            &hw,
+            &hf,
+        );
+    }
+}
+
 fn main() {
     let mut c = if bench_mode() {
         Criterion::default()
@@ -350,6 +459,9 @@ fn main() {
     if want("latency") {
         overhead_report();
         latency_report();
+    }
+    if want("paired") {
+        paired_report();
     }
     if want("append") {
         append_group(

@@ -32,6 +32,24 @@
 //!
 //! The log's files must not be modified by other processes while it is open (they are mapped).
 //! The format is described in `docs/wal-format.md`.
+//!
+//! # Example
+//! ```
+//! use ringraft_wal::{Config, Entry, HardState, Wal};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let config = Config { segment_bytes: 1 << 20, record_bytes_max: 64 << 10, ..Config::default() };
+//! let wal = Wal::open(dir.path(), config)?;
+//! // Hard state and entries queued together share one write and one fdatasync.
+//! let vote = wal.set_hard_state(HardState { term: 1, vote: Some(3), commit: 0 })?;
+//! let batch = wal.append(vec![Entry::new(1, 1, "hello"), Entry::new(2, 1, "world")])?;
+//! assert_eq!(batch.wait()?, 2); // or `.await` on any runtime
+//! vote.wait()?;
+//! assert_eq!(&wal.entry(2)?.payload[..], b"world");
+//! wal.truncate_suffix(2)?; // entry 2 is gone, durably
+//! assert_eq!(wal.last_index(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod config;
 mod error;
