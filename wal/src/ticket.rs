@@ -50,7 +50,9 @@ impl Completion {
 /// Completes when a request is durable (or failed). Yields the last durable log index at
 /// that moment, which covers every record of the request.
 ///
-/// Wait on any thread with [`Ticket::wait`], or `.await` it on any runtime. A lone appender
+/// Wait on any thread with [`Ticket::wait`], or `.await` it on any runtime. The request is
+/// written at the latest when its ticket is waited on, polled or dropped, or when any other
+/// commit runs. A lone appender
 /// that waits with [`Ticket::wait`] commits its own request on its own thread when no commit
 /// is running (no thread hop); otherwise the running committer covers it.
 #[must_use = "a ticket does nothing unless waited on or awaited"]

@@ -175,8 +175,10 @@ impl SegmentIo for DirSegment {
 
     fn write_all_and_sync(&self, offset: u64, buf: &[u8], sync: bool) -> io::Result<()> {
         match &self.ring {
-            Some(r) => r.write_all_and_sync(&self.file, offset, buf, sync),
-            None => {
+            // Without a sync the ring only adds a hop: ext4 punts buffered ring writes to an
+            // io-wq worker (measured: 24.9 us against 4.9 us per no-sync append here).
+            Some(r) if sync => r.write_all_and_sync(&self.file, offset, buf, sync),
+            _ => {
                 self.file.write_all_at(buf, offset)?;
                 if sync {
                     self.file.sync_data()?;
