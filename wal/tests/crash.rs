@@ -51,17 +51,55 @@ fn workload(seed: u64, steps: usize, payload_max: usize) -> Workload {
     w
 }
 
+/// Submits a ticket-based step without waiting (appends, hard state, snapshot metadata).
+fn submit(wal: &Wal, m: &Model, step: &Step) -> Option<ringraft_wal::Result<ringraft_wal::Ticket>> {
+    Some(match step {
+        Step::Append(batch) => {
+            let start = m.next_index() - batch.len() as u64;
+            let e = batch
+                .iter()
+                .enumerate()
+                .map(|(i, (t, p))| Entry::new(start + i as u64, *t, p.clone()));
+            wal.append(e.collect())
+        }
+        Step::HardState(hs) => wal.set_hard_state(*hs),
+        Step::Snapshot(s) => wal.set_snapshot_meta(s.clone()),
+        Step::Truncate(_) | Step::Compact(_) => return None,
+    })
+}
+
 /// Runs the workload on `disk` until the disk dies; returns the number of acknowledged units.
+/// Runs of up to three ticket-based steps are submitted before any is waited on, so that
+/// they share one group commit (one write, one fdatasync) and a crash can tear between them.
 fn run(w: &Workload, disk: &SimDisk) -> usize {
     let Ok(wal) = open(&disk.backend(), &sim_config()) else {
         return 0;
     };
     let mut acked = 0;
-    for (s, step) in w.steps.iter().enumerate() {
-        let model_after = &w.states[w.units[s]];
-        match apply(&wal, model_after, step) {
-            Ok(()) => acked = w.units[s],
-            Err(_) => break,
+    let mut s = 0;
+    while s < w.steps.len() {
+        let mut tickets = Vec::new();
+        while s < w.steps.len() && tickets.len() < 1 + s % 3 {
+            match submit(&wal, &w.states[w.units[s]], &w.steps[s]) {
+                Some(Ok(t)) => tickets.push((s, t)),
+                Some(Err(_)) => return acked,
+                None => break,
+            }
+            s += 1;
+        }
+        if tickets.is_empty() {
+            match apply(&wal, &w.states[w.units[s]], &w.steps[s]) {
+                Ok(()) => acked = w.units[s],
+                Err(_) => return acked,
+            }
+            s += 1;
+            continue;
+        }
+        for (step, t) in tickets {
+            match t.wait() {
+                Ok(_) => acked = w.units[step],
+                Err(_) => return acked,
+            }
         }
     }
     acked
@@ -170,7 +208,7 @@ fn crash_everywhere(seed: u64) {
 
 #[test]
 fn crash_at_every_operation() {
-    run_seeded(1000, 8, crash_everywhere);
+    run_seeded(1000, 12, crash_everywhere);
     let n = CRASH_STATES.load(Ordering::Relaxed);
     eprintln!("crash states checked: {n}");
     if std::env::var("WAL_SEED").is_err() {

@@ -25,12 +25,17 @@ impl Rng {
     }
 }
 
-/// Seeds for a seeded test: `WAL_SEED` replays one, else `n` derived from `base`.
+/// Seeds for a seeded test: `WAL_SEED` replays one, else `n` (or `WAL_SEEDS`, for soak runs)
+/// derived from `base`.
 pub fn seeds(base: u64, n: u64) -> Vec<u64> {
-    match std::env::var("WAL_SEED") {
-        Ok(s) => vec![s.parse().expect("WAL_SEED must be a u64")],
-        Err(_) => (0..n).map(|i| base.wrapping_add(i)).collect(),
+    if let Ok(s) = std::env::var("WAL_SEED") {
+        return vec![s.parse().expect("WAL_SEED must be a u64")];
     }
+    let n = std::env::var("WAL_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n);
+    (0..n).map(|i| base.wrapping_add(i)).collect()
 }
 
 /// Runs `f(seed)` for each seed, printing the seed of a failure.
