@@ -10,6 +10,7 @@ use crate::raft::core::Core;
 use crate::raft::errors::{SnapshotError, StepError};
 use crate::raft::membership::{ConfChange, Membership};
 use crate::raft::message::SnapshotMeta;
+use crate::raft::tracker::ProgressState;
 use crate::raft::types::{EntryKind, LogIndex, Role};
 
 impl Core {
@@ -93,8 +94,11 @@ impl Core {
         }
     }
 
-    /// The runtime created a snapshot at `index` (applied): compact the log up to it and
-    /// return the metadata to store with the data.
+    /// The runtime created a snapshot at `index` (applied). Records it (it is what lagging
+    /// followers get) and compacts the log up to it, except that a leader keeps the entries
+    /// that followers in probe or replicate state still need, if they are at most
+    /// `log_retain_entries_max` behind: a healthy follower a few entries behind should not
+    /// need a snapshot. Returns the metadata to store with the data.
     pub(crate) fn on_snapshot_created(
         &mut self,
         index: LogIndex,
@@ -105,23 +109,63 @@ impl Core {
                 applied: self.applied,
             });
         }
-        if index <= self.log.snapshot_index() {
+        if index <= self.snapshot.index {
             return Err(SnapshotError::Stale {
                 index,
-                current: self.log.snapshot_index(),
+                current: self.snapshot.index,
             });
         }
-        let membership = self.membership_at(index);
-        let term = self.log.compact(index);
-        self.conf_history.retain(|(i, _)| *i > index);
-        self.conf_history.insert(0, (index, membership.clone()));
+        let term = self
+            .log
+            .term(index)
+            .expect("an index above the latest snapshot is in the log");
         let meta = SnapshotMeta {
             index,
             term,
-            membership,
+            membership: self.membership_at(index),
         };
         self.snapshot = meta.clone();
+        let target = self.compaction_target(index);
+        self.compact_log(target);
         Ok(meta)
+    }
+
+    /// Drops the log up to `index`, which must be covered by the latest snapshot.
+    pub(crate) fn compact_to(&mut self, index: LogIndex) -> Result<(), SnapshotError> {
+        if index > self.snapshot.index {
+            return Err(SnapshotError::NotSnapshotted {
+                index,
+                snapshot: self.snapshot.index,
+            });
+        }
+        self.compact_log(index);
+        Ok(())
+    }
+
+    fn compaction_target(&self, index: LogIndex) -> LogIndex {
+        if self.role != Role::Leader {
+            return index;
+        }
+        let retain = self.cfg.log_retain_entries_max;
+        let needed = self
+            .tracker
+            .progress
+            .iter()
+            .filter(|(id, p)| **id != self.id && !matches!(p.state, ProgressState::Snapshot(_)))
+            .map(|(_, p)| p.match_index)
+            .filter(|m| *m < index && index.0 - m.0 <= retain)
+            .min();
+        needed.map_or(index, |m| m.max(self.log.snapshot_index()))
+    }
+
+    fn compact_log(&mut self, to: LogIndex) {
+        if to <= self.log.snapshot_index() {
+            return;
+        }
+        let membership = self.membership_at(to);
+        self.log.compact(to);
+        self.conf_history.retain(|(i, _)| *i > to);
+        self.conf_history.insert(0, (to, membership));
     }
 
     fn membership_at(&self, index: LogIndex) -> Membership {

@@ -56,6 +56,9 @@ pub struct Config {
     pub proposals_pending_max: u64,
     /// Upper bound on reads waiting for confirmation.
     pub reads_pending_max: u64,
+    /// On a snapshot, the leader keeps log entries that a follower in probe or replicate
+    /// state still needs if it is at most this many entries behind (it then needs no snapshot).
+    pub log_retain_entries_max: u64,
     /// Test-only rule breaker.
     #[cfg(feature = "mutations")]
     pub mutation: Option<Mutation>,
@@ -81,6 +84,7 @@ impl Config {
             inflight_bytes_max: 16 << 20,
             proposals_pending_max: 1 << 20,
             reads_pending_max: 1 << 16,
+            log_retain_entries_max: 1 << 16,
             #[cfg(feature = "mutations")]
             mutation: None,
         }

@@ -52,8 +52,10 @@ impl InitialState {
         if !contiguous {
             return bad("entries not contiguous after the snapshot");
         }
-        if self.hard_state.commit > last || self.hard_state.commit < snap && snap.0 > 0 {
-            return bad("commit outside [snapshot, last index]");
+        // A commit below the snapshot is clamped up to it (a snapshot is committed by
+        // definition; the stored hard state may lag an installed snapshot).
+        if self.hard_state.commit > last {
+            return bad("commit above the last index");
         }
         if self.applied < snap || self.applied > self.hard_state.commit.max(snap) {
             return bad("applied outside [snapshot, commit]");

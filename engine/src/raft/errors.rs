@@ -213,6 +213,14 @@ pub enum SnapshotError {
         /// Applied index.
         applied: LogIndex,
     },
+    /// Compaction beyond the latest snapshot.
+    #[error("cannot compact to {index}: latest snapshot at {snapshot}")]
+    NotSnapshotted {
+        /// Requested index.
+        index: LogIndex,
+        /// Latest snapshot index.
+        snapshot: LogIndex,
+    },
     /// The index is at or below the current snapshot.
     #[error("snapshot index {index} not above the current snapshot {current}")]
     Stale {

@@ -254,16 +254,7 @@ impl RawNode {
             c.tracker
                 .progress
                 .iter()
-                .map(|(id, p)| {
-                    let st = ProgressStatus {
-                        match_index: p.match_index,
-                        next: p.next,
-                        state: p.state,
-                        inflight_msgs: p.inflights.count(),
-                        inflight_bytes: p.inflights.bytes(),
-                    };
-                    (*id, st)
-                })
+                .map(|(id, p)| (*id, progress_status(p)))
                 .collect()
         } else {
             BTreeMap::new()
@@ -287,6 +278,57 @@ impl RawNode {
         }
     }
 
+    /// Drops the in-memory log up to `index` (at most the latest snapshot), for entries a
+    /// leader kept for followers at `on_snapshot_created`.
+    pub fn compact_to(&mut self, index: LogIndex) -> Result<(), SnapshotError> {
+        self.core.compact_to(index)
+    }
+
+    /// Current term. An entry accepted by [`RawNode::propose`] has this term.
+    #[must_use]
+    pub fn term(&self) -> Term {
+        self.core.term
+    }
+
+    /// Current role.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.core.role
+    }
+
+    /// Known leader of the current term.
+    #[must_use]
+    pub fn leader(&self) -> Option<NodeId> {
+        self.core.leader_id
+    }
+
+    /// Commit index.
+    #[must_use]
+    pub fn commit(&self) -> LogIndex {
+        self.core.log.commit()
+    }
+
+    /// The applied membership, without cloning.
+    #[must_use]
+    pub fn membership(&self) -> &Membership {
+        self.core.membership()
+    }
+
+    /// Index of the latest snapshot (created or installed).
+    #[must_use]
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.core.snapshot.index
+    }
+
+    /// One follower's progress, if leader and `id` is a member.
+    #[must_use]
+    pub fn progress(&self, id: NodeId) -> Option<ProgressStatus> {
+        if self.core.role != Role::Leader {
+            return None;
+        }
+        self.core.tracker.progress.get(&id).map(progress_status)
+    }
+
     /// The entry at `index` if held in memory (tests and invariant checks).
     #[must_use]
     pub fn entry(&self, index: LogIndex) -> Option<&crate::raft::types::Entry> {
@@ -303,5 +345,15 @@ impl RawNode {
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.core.cfg
+    }
+}
+
+fn progress_status(p: &crate::raft::tracker::Progress) -> ProgressStatus {
+    ProgressStatus {
+        match_index: p.match_index,
+        next: p.next,
+        state: p.state,
+        inflight_msgs: p.inflights.count(),
+        inflight_bytes: p.inflights.bytes(),
     }
 }

@@ -156,6 +156,12 @@ impl Env {
             "status" => self.cmd_status(id(pos[0])),
             "log" => self.cmd_log(id(pos[0])),
             "snapshot" => self.cmd_snapshot(id(pos[0]), pos[1].parse().expect("index")),
+            "compact" => {
+                let index = LogIndex(pos[1].parse().expect("index"));
+                if let Err(e) = self.node(id(pos[0])).raw.compact_to(index) {
+                    let _ = writeln!(self.out, "error: {e:?}");
+                }
+            }
             "report-snapshot" => {
                 let ok = pos.get(2).is_none_or(|v| *v == "ok");
                 self.node(id(pos[0])).raw.report_snapshot(id(pos[1]), ok);
