@@ -68,10 +68,14 @@ fn step_command(env: &mut Env, rng: &mut Rng, nodes: u64, prevote: bool, batch: 
             let applied = env.node(NodeId(n)).raw.status().applied.0;
             format!("snapshot {n} {applied}")
         }
+        76 => {
+            let snap = env.node(NodeId(n)).raw.snapshot_index().0;
+            format!("compact {n} {snap}")
+        }
         70..=72 => format!(
             "read {target} {} {}",
             if rng.below(2) == 0 { "lease" } else { "index" },
-            rng.below(1000)
+            rng.next() % 1_000_000_000
         ),
         73 => format!("transfer {target} {other}"),
         74 => match rng.below(4) {

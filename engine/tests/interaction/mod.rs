@@ -47,6 +47,9 @@ pub struct Env {
     pub bootstrap: Membership,
     /// Every entry any node applied, by index: state machine safety is checked on each apply.
     pub applied_entries: BTreeMap<u64, Entry>,
+    /// Reads in flight: the highest commit index any node knew when the read was requested.
+    /// A read served below it would miss a write that had completed: not linearizable.
+    pub read_floor: BTreeMap<(u64, u64), u64>,
 }
 
 fn id(s: &str) -> NodeId {
@@ -273,6 +276,16 @@ impl Env {
             return;
         }
         let mut rd = self.node(n).raw.ready();
+        for r in &rd.read_states {
+            if let Some(floor) = self.read_floor.remove(&(n.0, r.id.0)) {
+                assert!(
+                    r.index.0 >= floor,
+                    "stale read {} on {n}: index {} below commit {floor} known at request",
+                    r.id.0,
+                    r.index.0
+                );
+            }
+        }
         let text = format::fmt_ready(n, &rd);
         self.out.push_str(&text);
         self.net.append(&mut rd.messages);
@@ -472,6 +485,13 @@ impl Env {
         };
         let now = Instant(self.now);
         let rid = ReadId(rid.parse().expect("read id"));
+        let floor = self
+            .nodes
+            .values()
+            .map(|x| x.raw.commit().0)
+            .max()
+            .unwrap_or(0);
+        self.read_floor.insert((n.0, rid.0), floor);
         if let Err(e) = self.node(n).raw.read_index(rid, mode, now) {
             let _ = writeln!(self.out, "error: {e:?}");
         }
