@@ -22,7 +22,7 @@ impl Invariant for CommitMonotonic {
         NAME
     }
 
-    fn check(&mut self, view: &ClusterView) -> Result<(), Violation> {
+    fn check(&mut self, view: &ClusterView<'_>) -> Result<(), Violation> {
         for n in view.nodes.values() {
             let durable = self.durable.entry(n.id).or_insert(0);
             if n.durable.commit < *durable {

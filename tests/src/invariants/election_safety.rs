@@ -15,7 +15,7 @@ impl Invariant for ElectionSafety {
         "election safety"
     }
 
-    fn check(&mut self, view: &ClusterView) -> Result<(), Violation> {
+    fn check(&mut self, view: &ClusterView<'_>) -> Result<(), Violation> {
         let reported = view.observations.iter().filter_map(|o| match o {
             Observation::BecameLeader { node, term } => Some((*node, *term)),
             _ => None,

@@ -22,7 +22,12 @@ pub struct LeaderCompleteness {
 }
 
 impl LeaderCompleteness {
-    fn leader_has(&self, leader: &NodeView, index: u64, entry: EntryRecord) -> Result<(), String> {
+    fn leader_has(
+        &self,
+        leader: &NodeView<'_>,
+        index: u64,
+        entry: EntryRecord,
+    ) -> Result<(), String> {
         if index <= leader.log.snapshot_index {
             return Ok(()); // covered by its snapshot, which holds only committed entries
         }
@@ -42,7 +47,7 @@ impl Invariant for LeaderCompleteness {
         "leader completeness"
     }
 
-    fn check(&mut self, view: &ClusterView) -> Result<(), Violation> {
+    fn check(&mut self, view: &ClusterView<'_>) -> Result<(), Violation> {
         let mut fresh: Vec<u64> = Vec::new();
         for n in view.nodes.values().filter(|n| n.alive) {
             let (inc, done) = self.scanned.entry(n.id).or_insert((n.incarnation, 0));
@@ -75,7 +80,7 @@ impl Invariant for LeaderCompleteness {
             }
             *done = (*done).max(n.commit);
         }
-        let leaders: Vec<&NodeView> = view
+        let leaders: Vec<&NodeView<'_>> = view
             .nodes
             .values()
             .filter(|n| n.alive && n.role == RoleView::Leader)

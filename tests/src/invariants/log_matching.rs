@@ -28,8 +28,8 @@ impl Invariant for LogMatching {
         "log matching"
     }
 
-    fn check(&mut self, view: &ClusterView) -> Result<(), Violation> {
-        for o in &view.observations {
+    fn check(&mut self, view: &ClusterView<'_>) -> Result<(), Violation> {
+        for o in view.observations {
             let Observation::Appended {
                 node,
                 first_index,

@@ -117,14 +117,14 @@ pub enum RoleView {
 }
 
 /// Durable state of one node on its simulated disk.
-#[derive(Clone, Debug, Default)]
-pub struct DurableView {
+#[derive(Clone, Copy, Debug)]
+pub struct DurableView<'a> {
     /// Persisted term.
     pub term: u64,
     /// Persisted commit index.
     pub commit: u64,
     /// Persisted log (snapshot prefix and entries).
-    pub log: LogMirror,
+    pub log: &'a LogMirror,
 }
 
 /// A membership configuration in node ids.
@@ -138,7 +138,7 @@ pub struct ConfigView {
 
 /// One node as the invariants see it.
 #[derive(Clone, Debug)]
-pub struct NodeView {
+pub struct NodeView<'a> {
     /// Node id.
     pub id: u64,
     /// False while crashed (its volatile fields are then stale and ignored).
@@ -156,11 +156,9 @@ pub struct NodeView {
     /// Highest index applied to the state machine.
     pub applied: u64,
     /// The in-memory log (persisted or not).
-    pub log: LogMirror,
+    pub log: &'a LogMirror,
     /// What survives a crash.
-    pub durable: DurableView,
-    /// The membership this node currently acts on.
-    pub config: ConfigView,
+    pub durable: DurableView<'a>,
 }
 
 /// A write acknowledged to its client.
@@ -176,6 +174,9 @@ pub struct AckedWrite {
     pub key: u64,
     /// Value written.
     pub value: u64,
+    /// The membership the acknowledging leader committed it under: a majority of each of its
+    /// voter sets had it durably, and a committed entry is never lost from a disk again.
+    pub config: ConfigView,
 }
 
 /// Something that happened during the step just taken.
@@ -232,18 +233,18 @@ pub enum Observation {
 }
 
 /// Everything the properties look at after a step.
-#[derive(Clone, Debug, Default)]
-pub struct ClusterView {
+#[derive(Clone, Debug)]
+pub struct ClusterView<'a> {
     /// Step number (for reports).
     pub step: u64,
     /// True (simulated) time in nanoseconds.
     pub now: u64,
     /// Every node ever started, by id.
-    pub nodes: BTreeMap<u64, NodeView>,
+    pub nodes: BTreeMap<u64, NodeView<'a>>,
     /// What happened in this step.
-    pub observations: Vec<Observation>,
+    pub observations: &'a [Observation],
     /// Writes acknowledged to clients so far, in acknowledgement order.
-    pub acked_writes: Vec<AckedWrite>,
+    pub acked_writes: &'a [AckedWrite],
 }
 
 /// A broken safety property.
@@ -266,7 +267,7 @@ pub trait Invariant {
     /// Short name used in reports.
     fn name(&self) -> &'static str;
     /// Checks the property against the state after a step.
-    fn check(&mut self, view: &ClusterView) -> Result<(), Violation>;
+    fn check(&mut self, view: &ClusterView<'_>) -> Result<(), Violation>;
 }
 
 /// All properties, in the order they are checked.

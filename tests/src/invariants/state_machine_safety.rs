@@ -16,8 +16,8 @@ impl Invariant for StateMachineSafety {
         "state machine safety"
     }
 
-    fn check(&mut self, view: &ClusterView) -> Result<(), Violation> {
-        for o in &view.observations {
+    fn check(&mut self, view: &ClusterView<'_>) -> Result<(), Violation> {
+        for o in view.observations {
             if let Observation::Applied {
                 node,
                 index,

@@ -1,6 +1,6 @@
 //! Just-in-time linearization search (Wing & Gong, Lowe) with memoization, per key.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use super::history::{History, Input, Operation, Output};
@@ -123,13 +123,12 @@ struct EventList {
 }
 
 impl EventList {
-    /// Builds the time-ordered event list of `ops` (an unknown op returns at the end of time).
-    fn new(ops: &[Operation]) -> Self {
+    /// Builds the time-ordered event list of `ops`, each returning at its deadline.
+    fn new(ops: &[Operation], deadlines: &[u64]) -> Self {
         let mut order: Vec<(u64, Kind, usize)> = Vec::with_capacity(ops.len() * 2);
         for (i, op) in ops.iter().enumerate() {
             order.push((op.call, Kind::Call, i));
-            let ret = op.completion.map_or(u64::MAX, |(t, _)| t);
-            order.push((ret, Kind::Return, i));
+            order.push((deadlines[i], Kind::Return, i));
         }
         order.sort();
         let mut events = Vec::with_capacity(order.len() + 1);
@@ -208,18 +207,58 @@ impl Bits {
     }
 }
 
+/// The operations of `key` that take part in the search, with unknown outcomes bounded.
+///
+/// - An unknown get constrains nothing: dropped.
+/// - An unknown put whose value no get returned is dropped: taking effect can only make
+///   later reads harder to explain, never easier, so leaving it out keeps the verdict.
+/// - An unknown put whose value was written by no other put and returned by some gets must
+///   take effect before each of those gets, hence before the earliest of their completions:
+///   that becomes its completion time (its output stays unknown; the model treats both alike).
+///
+/// Without the last two rules every unknown put is concurrent with the rest of the history
+/// and the search space grows with 2^(unknown puts).
+///
+/// Returns the operations and the time each must have taken effect by.
+fn prepare(key: u64, key_ops: &[Operation]) -> (Vec<Operation>, Vec<u64>) {
+    let mut writers: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut first_read_done: BTreeMap<u64, u64> = BTreeMap::new();
+    for op in key_ops.iter().filter(|op| op.key == key) {
+        match (op.input, op.completion) {
+            (Input::Put(v), _) => *writers.entry(v).or_default() += 1,
+            (Input::Get, Some((ret, Output::Get(Some(v))))) => {
+                let t = first_read_done.entry(v).or_insert(ret);
+                *t = (*t).min(ret);
+            }
+            _ => {}
+        }
+    }
+    key_ops
+        .iter()
+        .filter(|op| op.key == key)
+        .filter_map(|op| match (op.input, op.completion) {
+            (Input::Get, None) => None,
+            (Input::Put(v), None) => {
+                let observed = first_read_done.get(&v).copied()?;
+                let deadline = if writers.get(&v) == Some(&1) {
+                    observed.max(op.call)
+                } else {
+                    u64::MAX
+                };
+                Some((op.clone(), deadline))
+            }
+            (_, Some((ret, _))) => Some((op.clone(), ret)),
+        })
+        .unzip()
+}
+
 /// Checks the sub-history of one key within `steps_max` search steps.
 pub fn check_key(key: u64, key_ops: &[Operation], steps_max: u64) -> CheckResult {
-    // An unknown get constrains nothing: drop it. Everything else takes part.
-    let ops: Vec<Operation> = key_ops
-        .iter()
-        .filter(|op| op.key == key && (op.completion.is_some() || op.input != Input::Get))
-        .cloned()
-        .collect();
+    let (ops, deadlines) = prepare(key, key_ops);
     for op in &ops {
         op.assert_well_formed();
     }
-    let mut list = EventList::new(&ops);
+    let mut list = EventList::new(&ops, &deadlines);
     let mut known_left = ops.iter().filter(|op| op.completion.is_some()).count();
     // Memo of (linearized set, register value) already explored. Only membership is queried,
     // so the hasher's seed cannot change the outcome or the search order.

@@ -78,6 +78,9 @@ impl fmt::Display for Operation {
 #[derive(Clone, Debug, Default)]
 pub struct History {
     ops: Vec<Operation>,
+    /// Operations known to have had no effect (refused before they could take effect); they
+    /// are left out of [`History::operations`].
+    discarded: Vec<bool>,
 }
 
 impl History {
@@ -95,6 +98,7 @@ impl History {
             call: now,
             completion: None,
         });
+        self.discarded.push(false);
         self.ops.len() - 1
     }
 
@@ -107,12 +111,38 @@ impl History {
         op.assert_well_formed();
     }
 
-    /// All operations, in invocation order.
-    pub fn operations(&self) -> &[Operation] {
-        &self.ops
+    /// Records that the operation `handle` certainly had no effect (for example a proposal
+    /// the core refused): it is left out of the history.
+    pub fn discard(&mut self, handle: usize) {
+        assert!(
+            self.ops[handle].completion.is_none(),
+            "a completed operation cannot be discarded: {}",
+            self.ops[handle]
+        );
+        self.discarded[handle] = true;
     }
 
-    /// Number of operations.
+    /// True while the operation has neither completed nor been discarded.
+    pub fn is_open(&self, handle: usize) -> bool {
+        self.ops[handle].completion.is_none() && !self.discarded[handle]
+    }
+
+    /// The operation behind `handle`.
+    pub fn operation(&self, handle: usize) -> &Operation {
+        &self.ops[handle]
+    }
+
+    /// The operations that count (not discarded), in invocation order.
+    pub fn operations(&self) -> Vec<Operation> {
+        self.ops
+            .iter()
+            .zip(&self.discarded)
+            .filter(|(_, d)| !**d)
+            .map(|(op, _)| op.clone())
+            .collect()
+    }
+
+    /// Number of operations recorded (discarded ones included).
     pub fn len(&self) -> usize {
         self.ops.len()
     }

@@ -1,0 +1,686 @@
+//! The simulated cluster: the event loop, clients, the nemesis and the checks.
+
+mod clients;
+mod nemesis;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ringraft::raft::{Config, InitialState, Message, MessageBody, NodeId, Role};
+
+use super::client::{Client, Reply, Request};
+use super::clock::SimClock;
+use super::kv::KvSnapshot;
+use super::network::Network;
+use super::node::{role_view, NodeOutput, SimNode};
+use super::params::{self, SimParams};
+use super::trace::Trace;
+use crate::invariants::{
+    self, AckedWrite, ClusterView, DurableView, Invariant, NodeView, Observation,
+};
+use crate::linearizability::History;
+use crate::rng::Rng;
+
+/// A test-only rule breaker to switch on in every node (engine feature `mutations`, which
+/// this package always enables).
+pub type MutationSwitch = Option<ringraft::raft::Mutation>;
+
+/// Options of one run that are not drawn from the seed.
+#[derive(Clone, Debug, Default)]
+pub struct SimOptions {
+    /// Print the trace live.
+    pub trace: bool,
+    /// Rule breaker to switch on.
+    pub mutation: MutationSwitch,
+}
+
+/// Something scheduled to happen at a true time.
+#[derive(Debug)]
+enum Event {
+    Tick {
+        node: u64,
+        incarnation: u64,
+    },
+    Deliver {
+        msg: Message,
+        snapshot: Option<Arc<KvSnapshot>>,
+    },
+    Persisted {
+        node: u64,
+        incarnation: u64,
+        number: u64,
+    },
+    Request {
+        node: u64,
+        client: u64,
+        seq: u64,
+        request: Request,
+    },
+    Reply {
+        client: u64,
+        seq: u64,
+        reply: Reply,
+    },
+    ClientTimeout {
+        client: u64,
+        seq: u64,
+    },
+    ClientNext {
+        client: u64,
+    },
+    Nemesis,
+    Restart {
+        node: u64,
+    },
+    Heal,
+    EndFaults,
+}
+
+/// The phases of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Faults are injected.
+    Faults,
+    /// Faults stopped at `since`: a leader must be elected and commit within the bound.
+    Healing { since: u64 },
+    /// Liveness shown; no new client operations, outstanding ones finish until `until`.
+    Draining { until: u64 },
+}
+
+/// How a run failed.
+#[derive(Debug)]
+pub struct Failure {
+    /// The seed.
+    pub seed: u64,
+    /// What went wrong.
+    pub reason: String,
+    /// The last lines of the trace.
+    pub trace_tail: Vec<String>,
+}
+
+/// Counters of a finished run.
+#[derive(Clone, Debug, Default)]
+pub struct RunStats {
+    /// Events processed.
+    pub steps: u64,
+    /// Simulated time at the end.
+    pub sim_nanos: u64,
+    /// Client operations invoked.
+    pub ops: u64,
+    /// Writes acknowledged.
+    pub acked_writes: u64,
+    /// Reads answered.
+    pub reads_ok: u64,
+    /// Operations whose outcome stayed unknown.
+    pub unknown: u64,
+    /// Leaders elected (leader changes).
+    pub elections: u64,
+    /// Crashes injected.
+    pub crashes: u64,
+    /// Snapshots installed on followers.
+    pub snapshots_installed: u64,
+    /// Membership changes proposed successfully.
+    pub conf_changes: u64,
+    /// Leadership transfers started.
+    pub transfers: u64,
+    /// Ticks from healing to liveness.
+    pub liveness_ticks: u64,
+}
+
+/// A whole simulated cluster.
+pub struct Simulation {
+    params: SimParams,
+    options: SimOptions,
+    now: u64,
+    step: u64,
+    seq: u64,
+    queue: BTreeMap<(u64, u64), Event>,
+    nodes: BTreeMap<u64, SimNode>,
+    initial_voters: Vec<u64>,
+    network: Network,
+    clients: Vec<Client>,
+    history: History,
+    next_value: u64,
+    next_read_id: u64,
+    acked: Vec<AckedWrite>,
+    invariants: Vec<Box<dyn Invariant>>,
+    observations: Vec<Observation>,
+    trace: Trace,
+    phase: Phase,
+    rng_net: Rng,
+    rng_disk: Rng,
+    rng_client: Rng,
+    rng_nemesis: Rng,
+    rng_seed: Rng,
+    stats: RunStats,
+}
+
+impl Simulation {
+    /// A cluster whose every parameter and fault is drawn from `seed`.
+    pub fn new(seed: u64, options: SimOptions) -> Self {
+        let params = SimParams::from_seed(seed);
+        let mut root = Rng::new(seed);
+        let network = Network::new(params.net.clone());
+        let initial_voters: Vec<u64> = (1..=params.nodes).collect();
+        let clients = (0..params.clients).map(Client::new).collect();
+        let trace = Trace::new(options.trace);
+        Simulation {
+            now: 0,
+            step: 0,
+            seq: 0,
+            queue: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            initial_voters,
+            network,
+            clients,
+            history: History::new(),
+            next_value: 1,
+            next_read_id: 1,
+            acked: Vec::new(),
+            invariants: invariants::all(),
+            observations: Vec::new(),
+            trace,
+            phase: Phase::Faults,
+            rng_net: root.fork(),
+            rng_disk: root.fork(),
+            rng_client: root.fork(),
+            rng_nemesis: root.fork(),
+            rng_seed: root.fork(),
+            stats: RunStats::default(),
+            options,
+            params,
+        }
+    }
+
+    /// The parameters drawn from the seed.
+    pub fn params(&self) -> &SimParams {
+        &self.params
+    }
+
+    fn schedule(&mut self, at: u64, event: Event) {
+        self.seq += 1;
+        self.queue.insert((at.max(self.now), self.seq), event);
+    }
+
+    fn config_for(&self, id: u64) -> Config {
+        let mut c = Config::new(NodeId(id));
+        c.election_ticks_min = params::ELECTION_TICKS_MIN;
+        c.election_ticks_max = params::ELECTION_TICKS_MAX;
+        c.heartbeat_ticks = params::HEARTBEAT_TICKS;
+        c.tick_nanos = params::TICK_NANOS;
+        c.max_clock_drift_ppm = params::CLOCK_DRIFT_PPM_MAX;
+        c.lease_margin_nanos = params::LEASE_MARGIN_NANOS;
+        c.batch_bytes_max = 4 << 10;
+        c.inflight_bytes_max = 64 << 10;
+        c.inflight_msgs_max = 16;
+        c.proposals_pending_max = 256;
+        c.mutation = self.options.mutation;
+        c
+    }
+
+    fn bootstrap(&self) -> InitialState {
+        InitialState::bootstrap(self.initial_voters.iter().map(|id| NodeId(*id)))
+    }
+
+    fn add_node(&mut self, id: u64) {
+        let rate = self.params.clock_rates_ppm[(id - 1) as usize];
+        // Clocks start at arbitrary readings: the core must only use differences.
+        let start_local = self.rng_seed.range(0, 1 << 40);
+        let clock = SimClock::new(rate, start_local, self.now);
+        let node = SimNode::new(
+            id,
+            clock,
+            self.params.snapshot_every,
+            self.params.disk_latency_nanos,
+        );
+        self.nodes.insert(id, node);
+        self.start_node(id);
+    }
+
+    fn start_node(&mut self, id: u64) {
+        let config = self.config_for(id);
+        let bootstrap = self.bootstrap();
+        let seed = self.rng_seed.next_u64();
+        let now = self.now;
+        let node = self.nodes.get_mut(&id).expect("starting a known node");
+        node.start(config, bootstrap, seed, now);
+        let incarnation = node.incarnation;
+        let first_tick = node
+            .clock
+            .true_time_of(node.next_tick_local + params::TICK_NANOS);
+        self.schedule(
+            first_tick,
+            Event::Tick {
+                node: id,
+                incarnation,
+            },
+        );
+        if incarnation > 1 {
+            self.observations.push(Observation::Restarted { node: id });
+        }
+        self.trace_line(format!("n{id} starts (incarnation {incarnation})"));
+    }
+
+    fn trace_line(&mut self, text: String) {
+        self.trace.line(self.step, self.now, text);
+    }
+
+    /// Runs the whole scenario: faults, healing (liveness), draining, final checks.
+    pub fn run(mut self) -> Result<RunStats, Failure> {
+        for id in self.initial_voters.clone() {
+            self.add_node(id);
+            if let Some(n) = self.nodes.get_mut(&id) {
+                n.admitted = true;
+            }
+        }
+        for c in 0..self.params.clients {
+            let at = self.rng_client.range(0, 50_000_000);
+            self.schedule(at, Event::ClientNext { client: c });
+        }
+        self.schedule(self.params.nemesis_interval_nanos, Event::Nemesis);
+        self.schedule(self.params.fault_phase_nanos, Event::EndFaults);
+        if let Err(reason) = self.event_loop() {
+            return Err(self.failure(reason));
+        }
+        if let Err(reason) = self.final_checks() {
+            return Err(self.failure(reason));
+        }
+        self.stats.steps = self.step;
+        self.stats.sim_nanos = self.now;
+        Ok(self.stats)
+    }
+
+    fn failure(&self, reason: String) -> Failure {
+        Failure {
+            seed: self.params.seed,
+            reason,
+            trace_tail: self.trace.tail(),
+        }
+    }
+
+    fn event_loop(&mut self) -> Result<(), String> {
+        while let Some(((at, _), event)) = self.queue.pop_first() {
+            self.now = at;
+            self.step += 1;
+            self.handle(event);
+            self.check_invariants()?;
+            match self.phase {
+                Phase::Healing { since } => {
+                    if self.live() {
+                        let ticks = (self.now - since) / params::TICK_NANOS;
+                        self.stats.liveness_ticks = ticks;
+                        self.trace_line(format!(
+                            "liveness: leader elected and committed after {ticks} ticks"
+                        ));
+                        self.phase = Phase::Draining {
+                            until: self.now + 2 * self.params.client_timeout_nanos,
+                        };
+                    } else if self.now - since > self.params.liveness_bound_nanos {
+                        return Err(format!(
+                            "liveness: no leader committed an entry of its term within {} ticks \
+                             after faults stopped{}",
+                            self.params.liveness_bound_nanos / params::TICK_NANOS,
+                            self.describe_nodes()
+                        ));
+                    }
+                }
+                Phase::Draining { until } if self.now >= until => return Ok(()),
+                _ => {}
+            }
+        }
+        Err("event queue ran dry (simulator bug)".to_string())
+    }
+
+    fn describe_nodes(&self) -> String {
+        let mut s = String::new();
+        for n in self.nodes.values() {
+            let st = n.raw.as_ref().map(|r| r.status());
+            s.push_str(&format!(
+                "\n  n{} alive={} member={} role={:?} {}",
+                n.id,
+                n.is_alive(),
+                n.member,
+                n.role,
+                st.map(|st| format!(
+                    "term={} commit={} applied={} last={} leader={:?} voters={:?}",
+                    st.term.0,
+                    st.commit.0,
+                    st.applied.0,
+                    st.last_index.0,
+                    st.leader,
+                    st.membership.voters
+                ))
+                .unwrap_or_default()
+            ));
+        }
+        s
+    }
+
+    /// A member leader holds the commit of an entry of its own term.
+    fn live(&self) -> bool {
+        self.nodes.values().any(|n| {
+            n.member
+                && n.role == Role::Leader
+                && n.raw.as_ref().is_some_and(|r| {
+                    let st = r.status();
+                    st.commit.0 > 0 && r.term_at(st.commit) == Some(st.term)
+                })
+        })
+    }
+
+    fn check_invariants(&mut self) -> Result<(), String> {
+        let observations = std::mem::take(&mut self.observations);
+        let mut nodes = BTreeMap::new();
+        for n in self.nodes.values() {
+            let (term, commit) = n
+                .raw
+                .as_ref()
+                .map(|r| {
+                    let st = r.status();
+                    (st.term.0, st.commit.0)
+                })
+                .unwrap_or((0, 0));
+            nodes.insert(
+                n.id,
+                NodeView {
+                    id: n.id,
+                    alive: n.is_alive(),
+                    member: n.member,
+                    incarnation: n.incarnation,
+                    role: role_view(n.role),
+                    term,
+                    commit,
+                    applied: n.applied(),
+                    log: &n.log,
+                    durable: DurableView {
+                        term: n.disk.durable.hard_state.term.0,
+                        commit: n.disk.durable.hard_state.commit.0,
+                        log: &n.disk.durable.mirror,
+                    },
+                },
+            );
+        }
+        let view = ClusterView {
+            step: self.step,
+            now: self.now,
+            nodes,
+            observations: &observations,
+            acked_writes: &self.acked,
+        };
+        for inv in &mut self.invariants {
+            if let Err(v) = inv.check(&view) {
+                return Err(format!("step {}: {v}", self.step));
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Tick { node, incarnation } => self.on_tick(node, incarnation),
+            Event::Deliver { msg, snapshot } => self.on_deliver(msg, snapshot),
+            Event::Persisted {
+                node,
+                incarnation,
+                number,
+            } => {
+                let now = self.now;
+                self.with_node(node, Some(incarnation), |n, out| {
+                    n.persisted(number, now, out)
+                });
+            }
+            Event::Request {
+                node,
+                client,
+                seq,
+                request,
+            } => self.on_request(node, client, seq, request),
+            Event::Reply { client, seq, reply } => self.on_reply(client, seq, reply),
+            Event::ClientTimeout { client, seq } => self.on_client_timeout(client, seq),
+            Event::ClientNext { client } => self.on_client_next(client),
+            Event::Nemesis => self.on_nemesis(),
+            Event::Restart { node } => {
+                if self
+                    .nodes
+                    .get(&node)
+                    .is_some_and(|n| !n.is_alive() && n.member)
+                {
+                    self.start_node(node);
+                    self.drive(node);
+                }
+            }
+            Event::Heal => {
+                self.network.heal();
+                self.trace_line("network heals".to_string());
+            }
+            Event::EndFaults => self.end_faults(),
+        }
+    }
+
+    /// Runs `f` on a live node (of the given incarnation), then acts on its Readys.
+    fn with_node(
+        &mut self,
+        id: u64,
+        incarnation: Option<u64>,
+        f: impl FnOnce(&mut SimNode, &mut NodeOutput),
+    ) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if !node.is_alive() || incarnation.is_some_and(|i| i != node.incarnation) {
+            return;
+        }
+        let mut out = NodeOutput::default();
+        f(node, &mut out);
+        node.drain_ready(&mut self.rng_disk, self.now, &mut out);
+        self.dispatch(id, out);
+    }
+
+    fn drive(&mut self, id: u64) {
+        self.with_node(id, None, |_, _| {});
+    }
+
+    fn dispatch(&mut self, id: u64, out: NodeOutput) {
+        for line in out.trace {
+            self.trace_line(line);
+        }
+        let incarnation = self.nodes.get(&id).map_or(0, |n| n.incarnation);
+        for (number, at) in out.persists {
+            self.schedule(
+                at,
+                Event::Persisted {
+                    node: id,
+                    incarnation,
+                    number,
+                },
+            );
+        }
+        for (msg, snapshot) in out.sends {
+            self.send(msg, snapshot);
+        }
+        for (client, seq, reply) in out.replies {
+            self.send_reply(client, seq, reply);
+        }
+        for o in &out.observations {
+            match o {
+                Observation::BecameLeader { .. } => self.stats.elections += 1,
+                Observation::SnapshotInstalled { .. } => self.stats.snapshots_installed += 1,
+                Observation::Applied { .. } => {}
+                _ => {}
+            }
+        }
+        let conf_applied = out
+            .observations
+            .contains(&Observation::DurableShrunkOrConfigChanged);
+        self.observations.extend(out.observations);
+        self.stats.acked_writes += out.acked.len() as u64;
+        self.acked.extend(out.acked);
+        if conf_applied {
+            self.update_membership(id);
+        }
+    }
+
+    /// After `id` applied a membership change: nodes no longer in the configuration are
+    /// stopped for good (a committed change is final).
+    fn update_membership(&mut self, id: u64) {
+        let Some(m) = self
+            .nodes
+            .get(&id)
+            .and_then(|n| n.raw.as_ref())
+            .map(|r| r.status().membership)
+        else {
+            return;
+        };
+        let removed: Vec<u64> = self
+            .nodes
+            .values()
+            .filter(|n| n.member && !m.contains(n.node_id()))
+            .map(|n| n.id)
+            .collect();
+        for r in removed {
+            // Only a node the cluster had admitted can be removed; one that is starting up to
+            // join is not in any configuration yet.
+            if let Some(n) = self.nodes.get_mut(&r) {
+                if n.admitted {
+                    n.member = false;
+                    n.crash();
+                    self.trace_line(format!("n{r} removed from the cluster and stopped"));
+                }
+            }
+        }
+        for n in self.nodes.values_mut() {
+            if m.contains(n.node_id()) {
+                n.admitted = true;
+            }
+        }
+    }
+
+    fn send(&mut self, msg: Message, snapshot: Option<Arc<KvSnapshot>>) {
+        let (from, to) = (msg.from.0, msg.to.0);
+        let arrivals = self.network.route(&mut self.rng_net, from, to, self.now);
+        if self.trace.is_live() {
+            let fate = if arrivals.is_empty() {
+                " (lost)".to_string()
+            } else if arrivals.len() > 1 {
+                " (duplicated)".to_string()
+            } else {
+                String::new()
+            };
+            self.trace_line(format!("n{from} -> n{to} {}{fate}", describe(&msg)));
+        }
+        for at in arrivals {
+            self.schedule(
+                at,
+                Event::Deliver {
+                    msg: msg.clone(),
+                    snapshot: snapshot.clone(),
+                },
+            );
+        }
+    }
+
+    fn on_deliver(&mut self, msg: Message, snapshot: Option<Arc<KvSnapshot>>) {
+        let (from, to) = (msg.from.0, msg.to.0);
+        if !self.network.connected(from, to) {
+            return; // cut while in flight
+        }
+        if self.trace.is_live() || matches!(msg.body, MessageBody::InstallSnapshot { .. }) {
+            self.trace_line(format!("n{to} <- n{from} {}", describe(&msg)));
+        }
+        let now = self.now;
+        self.with_node(to, None, |n, _| n.receive(msg, snapshot, now));
+    }
+
+    fn on_tick(&mut self, id: u64, incarnation: u64) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if !node.is_alive() || node.incarnation != incarnation {
+            return;
+        }
+        node.next_tick_local += params::TICK_NANOS;
+        let next = node.clock.true_time_of(node.next_tick_local);
+        let local = node.local_now(self.now);
+        node.raw().tick(local);
+        self.drive(id);
+        self.schedule(
+            next,
+            Event::Tick {
+                node: id,
+                incarnation,
+            },
+        );
+    }
+}
+
+/// A one-line description of a message for traces.
+pub fn describe(m: &Message) -> String {
+    let t = m.term.0;
+    match &m.body {
+        MessageBody::RequestVote {
+            pre_vote,
+            last_index,
+            last_term,
+            transfer,
+        } => format!(
+            "{}Vote t{t} last {}/{}{}",
+            if *pre_vote { "Pre" } else { "Request" },
+            last_index.0,
+            last_term.0,
+            if *transfer { " transfer" } else { "" }
+        ),
+        MessageBody::RequestVoteResponse { pre_vote, granted } => format!(
+            "{}VoteResp t{t} {}",
+            if *pre_vote { "Pre" } else { "" },
+            if *granted { "granted" } else { "rejected" }
+        ),
+        MessageBody::AppendEntries {
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+            round,
+        } => format!(
+            "Append t{t} prev {}/{} n={} [{}] commit {} r{round}",
+            prev_index.0,
+            prev_term.0,
+            entries.len(),
+            entries
+                .iter()
+                .map(|e| format!("{}/{}", e.index.0, e.term.0))
+                .collect::<Vec<_>>()
+                .join(" "),
+            commit.0
+        ),
+        MessageBody::AppendEntriesResponse {
+            index,
+            reject,
+            round,
+        } => match reject {
+            None => format!("AppendResp t{t} ok {} r{round}", index.0),
+            Some(h) => format!(
+                "AppendResp t{t} reject {} hint {}/{} r{round}",
+                index.0, h.index.0, h.term.0
+            ),
+        },
+        MessageBody::Heartbeat { commit, round } => {
+            format!("Heartbeat t{t} commit {} r{round}", commit.0)
+        }
+        MessageBody::HeartbeatResponse { round } => format!("HeartbeatResp t{t} r{round}"),
+        MessageBody::InstallSnapshot { meta, round } => {
+            format!(
+                "InstallSnapshot t{t} {}/{} r{round}",
+                meta.index.0, meta.term.0
+            )
+        }
+        MessageBody::TimeoutNow => format!("TimeoutNow t{t}"),
+        MessageBody::ReadIndex { id } => format!("ReadIndex t{t} id {}", id.0),
+        MessageBody::ReadIndexResponse { id, index } => {
+            format!(
+                "ReadIndexResp t{t} id {} index {:?}",
+                id.0,
+                index.map(|i| i.0)
+            )
+        }
+    }
+}

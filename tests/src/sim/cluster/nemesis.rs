@@ -1,0 +1,329 @@
+//! The nemesis: crashes, restarts, partitions, membership changes and leadership transfers
+//! during the fault phase; then healing and the final checks.
+
+use ringraft::raft::{ConfChange, ConfChangeStep, NodeId, Role};
+
+use super::{Event, Phase, Simulation};
+use crate::linearizability::{check_history, CheckResult};
+use crate::sim::params;
+
+/// The nemesis' possible actions, weighted by [`crate::sim::params::NemesisWeights`].
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    Quiet,
+    Crash,
+    Restart,
+    Partition,
+    Heal,
+    Membership,
+    Transfer,
+}
+
+impl Simulation {
+    fn member_ids(&self) -> Vec<u64> {
+        self.nodes
+            .values()
+            .filter(|n| n.member)
+            .map(|n| n.id)
+            .collect()
+    }
+
+    fn alive_members(&self) -> Vec<u64> {
+        self.nodes
+            .values()
+            .filter(|n| n.member && n.is_alive())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// The live member that believes it leads with the highest term.
+    fn current_leader(&self) -> Option<u64> {
+        self.nodes
+            .values()
+            .filter(|n| n.member && n.role == Role::Leader)
+            .filter_map(|n| n.raw.as_ref().map(|r| (r.status().term, n.id)))
+            .max()
+            .map(|(_, id)| id)
+    }
+
+    /// One nemesis decision.
+    pub(super) fn on_nemesis(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let w = &self.params.nemesis;
+        let choices = [
+            (Action::Quiet, w.quiet),
+            (Action::Crash, w.crash),
+            (Action::Restart, w.restart),
+            (Action::Partition, w.partition),
+            (Action::Heal, w.heal),
+            (Action::Membership, w.membership),
+            (Action::Transfer, w.transfer),
+        ];
+        let total: u64 = choices.iter().map(|(_, w)| w).sum();
+        let mut roll = self.rng_nemesis.below(total.max(1));
+        let mut action = Action::Quiet;
+        for (a, weight) in choices {
+            if roll < weight {
+                action = a;
+                break;
+            }
+            roll -= weight;
+        }
+        match action {
+            Action::Quiet => {}
+            Action::Crash => self.nemesis_crash(),
+            Action::Restart => self.nemesis_restart(),
+            Action::Partition => self.nemesis_partition(),
+            Action::Heal => self.schedule(self.now, Event::Heal),
+            Action::Membership => self.nemesis_membership(),
+            Action::Transfer => self.nemesis_transfer(),
+        }
+        let next = self.now
+            + self
+                .rng_nemesis
+                .range(1, 2 * self.params.nemesis_interval_nanos);
+        self.schedule(next, Event::Nemesis);
+    }
+
+    fn nemesis_crash(&mut self) {
+        let alive = self.alive_members();
+        if alive.is_empty() {
+            return;
+        }
+        // Crash the leader more often: that is where lost unpersisted state and stale leases
+        // matter most.
+        let victim = match self.current_leader() {
+            Some(l) if self.rng_nemesis.chance(40) => l,
+            _ => *self.rng_nemesis.pick(&alive),
+        };
+        let lost = self.nodes.get(&victim).map_or(0, |n| n.disk.pending.len());
+        if let Some(n) = self.nodes.get_mut(&victim) {
+            n.crash();
+        }
+        self.stats.crashes += 1;
+        self.observations
+            .push(crate::invariants::Observation::Crashed { node: victim });
+        self.trace_line(format!(
+            "NEMESIS crash n{victim} (loses {lost} pending disk writes)"
+        ));
+        let downtime = self.rng_nemesis.range(10_000_000, 1_500_000_000);
+        self.schedule(self.now + downtime, Event::Restart { node: victim });
+    }
+
+    fn nemesis_restart(&mut self) {
+        let dead: Vec<u64> = self
+            .nodes
+            .values()
+            .filter(|n| n.member && !n.is_alive())
+            .map(|n| n.id)
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        let id = *self.rng_nemesis.pick(&dead);
+        self.trace_line(format!("NEMESIS restart n{id}"));
+        self.schedule(self.now, Event::Restart { node: id });
+    }
+
+    fn nemesis_partition(&mut self) {
+        let members = self.member_ids();
+        let leader = self.current_leader();
+        let kind = self.rng_nemesis.below(4);
+        match (kind, leader) {
+            (0, Some(l)) => {
+                // Isolate the leader: a stale leader on the minority side.
+                self.network.isolate(l, &members);
+                self.trace_line(format!("NEMESIS isolate leader n{l}"));
+            }
+            (1, Some(l)) => {
+                // Asymmetric: the leader still sends but hears nothing back, or the reverse.
+                let others: Vec<u64> = members.iter().copied().filter(|m| *m != l).collect();
+                let inbound = self.rng_nemesis.chance(50);
+                for o in others {
+                    if self.rng_nemesis.chance(70) {
+                        if inbound {
+                            self.network.cut_one_way(o, l);
+                        } else {
+                            self.network.cut_one_way(l, o);
+                        }
+                    }
+                }
+                let dir = if inbound { "into" } else { "out of" };
+                self.trace_line(format!(
+                    "NEMESIS cut links {dir} leader n{l}: {:?}",
+                    self.network.blocked_links()
+                ));
+            }
+            (2, _) => {
+                // Random one-way cuts.
+                for a in &members {
+                    for b in &members {
+                        if a != b && self.rng_nemesis.chance(20) {
+                            self.network.cut_one_way(*a, *b);
+                        }
+                    }
+                }
+                self.trace_line(format!(
+                    "NEMESIS random one-way cuts: {:?}",
+                    self.network.blocked_links()
+                ));
+            }
+            _ => {
+                // A symmetric split into two sides.
+                let mut shuffled = members.clone();
+                self.rng_nemesis.shuffle(&mut shuffled);
+                let cut = self
+                    .rng_nemesis
+                    .range(1, (shuffled.len() as u64).saturating_sub(1).max(1))
+                    as usize;
+                let (a, b) = shuffled.split_at(cut.min(shuffled.len()));
+                self.network.partition_symmetric(a, b);
+                self.trace_line(format!("NEMESIS partition {a:?} | {b:?}"));
+            }
+        }
+        if self.rng_nemesis.chance(60) {
+            let heal_at = self.now + self.rng_nemesis.range(50_000_000, 2_000_000_000);
+            self.schedule(heal_at, Event::Heal);
+        }
+    }
+
+    fn nemesis_membership(&mut self) {
+        let Some(leader) = self.current_leader() else {
+            return;
+        };
+        let Some(status) = self
+            .nodes
+            .get(&leader)
+            .and_then(|n| n.raw.as_ref())
+            .map(|r| r.status())
+        else {
+            return;
+        };
+        let m = status.membership;
+        if m.is_joint() {
+            return;
+        }
+        let learners: Vec<u64> = m.learners.iter().map(|n| n.0).collect();
+        let voters: Vec<u64> = m.voters.iter().map(|n| n.0).collect();
+        let next_id = self.nodes.keys().max().copied().unwrap_or(0) + 1;
+        let step = if !learners.is_empty() && self.rng_nemesis.chance(70) {
+            ConfChangeStep::PromoteLearner(NodeId(*self.rng_nemesis.pick(&learners)))
+        } else if voters.len() > 3 && self.rng_nemesis.chance(60) {
+            // Remove a voter; the leader itself a third of the time.
+            let victim = if self.rng_nemesis.chance(33) {
+                leader
+            } else {
+                *self.rng_nemesis.pick(&voters)
+            };
+            ConfChangeStep::Remove(NodeId(victim))
+        } else if next_id <= params::NODES_MAX {
+            ConfChangeStep::AddLearner(NodeId(next_id))
+        } else {
+            return;
+        };
+        let change = ConfChange::auto(vec![step]);
+        let result = self
+            .nodes
+            .get_mut(&leader)
+            .map(|n| n.raw().propose_conf_change(&change));
+        self.trace_line(format!("NEMESIS n{leader} proposes {step:?}: {result:?}"));
+        if let Some(Ok(_)) = result {
+            self.stats.conf_changes += 1;
+            if let ConfChangeStep::AddLearner(id) = step {
+                self.add_node(id.0);
+            }
+        }
+        self.drive(leader);
+    }
+
+    fn nemesis_transfer(&mut self) {
+        let Some(leader) = self.current_leader() else {
+            return;
+        };
+        let Some(status) = self
+            .nodes
+            .get(&leader)
+            .and_then(|n| n.raw.as_ref())
+            .map(|r| r.status())
+        else {
+            return;
+        };
+        let targets: Vec<u64> = status
+            .membership
+            .voters
+            .iter()
+            .map(|n| n.0)
+            .filter(|v| *v != leader)
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let to = *self.rng_nemesis.pick(&targets);
+        let local = self.nodes.get(&leader).map(|n| n.local_now(self.now));
+        let result = match (self.nodes.get_mut(&leader), local) {
+            (Some(n), Some(local)) => Some(n.raw().transfer_leadership(NodeId(to), local)),
+            _ => None,
+        };
+        self.trace_line(format!(
+            "NEMESIS transfer leadership n{leader} -> n{to}: {result:?}"
+        ));
+        if let Some(Ok(())) = result {
+            self.stats.transfers += 1;
+        }
+        self.drive(leader);
+    }
+
+    /// Faults stop: the network heals and loses nothing more, crashed members restart.
+    pub(super) fn end_faults(&mut self) {
+        self.network.heal();
+        self.network.params.loss_ppm = 0;
+        self.network.params.duplicate_ppm = 0;
+        self.network.params.delay_long_ppm = 0;
+        self.phase = Phase::Healing { since: self.now };
+        self.trace_line("FAULTS END: network healed, crashed members restart".to_string());
+        let dead: Vec<u64> = self
+            .nodes
+            .values()
+            .filter(|n| n.member && !n.is_alive())
+            .map(|n| n.id)
+            .collect();
+        for id in dead {
+            self.start_node(id);
+            self.drive(id);
+        }
+    }
+
+    /// After the run: every acknowledged write is in the leader's log, and the history is
+    /// linearizable.
+    pub(super) fn final_checks(&mut self) -> Result<(), String> {
+        let leader = self
+            .current_leader()
+            .ok_or("no leader at the end of the run")?;
+        let node = &self.nodes[&leader];
+        for w in &self.acked {
+            let held = w.index <= node.log.snapshot_index
+                || node
+                    .log
+                    .entry(w.index)
+                    .is_some_and(|e| e.term == w.term && e.digest == w.digest);
+            if !held {
+                return Err(format!(
+                    "acknowledged write k{}={} (index {} term {}) missing from the final leader n{leader}'s log",
+                    w.key, w.value, w.index, w.term
+                ));
+            }
+        }
+        let ops = self.history.operations();
+        self.stats.unknown = ops.iter().filter(|o| o.completion.is_none()).count() as u64;
+        match check_history(&ops) {
+            CheckResult::Linearizable => Ok(()),
+            CheckResult::NotLinearizable(v) => Err(format!("client history not linearizable: {v}")),
+            CheckResult::Undecided { key } => Err(format!(
+                "linearizability check of key {key} exceeded its search budget (history too \
+                 concurrent: lower the seed's unknown-outcome rate)"
+            )),
+        }
+    }
+}

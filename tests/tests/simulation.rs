@@ -1,0 +1,85 @@
+//! Seeded whole-cluster simulation over the Raft core.
+//!
+//! - default: `DEFAULT_SEEDS` seeds, split over several tests so the harness runs them on
+//!   every core;
+//! - any number: `SIM_SEEDS=100000 [SIM_SEED_START=0] cargo test -p ringraft-tests --release
+//!   --test simulation seeds_`;
+//! - one seed with a trace: `SIM_SEED=1234 SIM_TRACE=1 cargo test -p ringraft-tests --test
+//!   simulation replay -- --nocapture`.
+
+use ringraft_tests::sim::runner::{
+    env_u64, replay_command, report, run_seed, run_seeds, DEFAULT_SEEDS,
+};
+use ringraft_tests::sim::SimOptions;
+
+/// The default seeds are split into this many tests.
+const CHUNKS: u64 = 8;
+
+fn chunk(i: u64) {
+    let count = env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
+    let start = env_u64("SIM_SEED_START").unwrap_or(0);
+    let started = std::time::Instant::now();
+    let (totals, failures) = run_seeds(start, count, i, CHUNKS, &SimOptions::default());
+    eprintln!("chunk {i}: {totals:?} in {:?}", started.elapsed());
+    for f in &failures {
+        eprintln!("{}", report(f));
+    }
+    assert!(
+        totals.seeds + failures.len() as u64 > 0,
+        "chunk {i} ran no seed"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} seed(s) failed: {:?}; replay the first with:\n  {}",
+        failures.len(),
+        failures.iter().map(|f| f.seed).collect::<Vec<_>>(),
+        replay_command(failures[0].seed)
+    );
+}
+
+#[test]
+fn seeds_0() {
+    chunk(0);
+}
+#[test]
+fn seeds_1() {
+    chunk(1);
+}
+#[test]
+fn seeds_2() {
+    chunk(2);
+}
+#[test]
+fn seeds_3() {
+    chunk(3);
+}
+#[test]
+fn seeds_4() {
+    chunk(4);
+}
+#[test]
+fn seeds_5() {
+    chunk(5);
+}
+#[test]
+fn seeds_6() {
+    chunk(6);
+}
+#[test]
+fn seeds_7() {
+    chunk(7);
+}
+
+/// Replays `SIM_SEED` (default 0) with the trace printed live when `SIM_TRACE=1`.
+#[test]
+fn replay() {
+    let seed = env_u64("SIM_SEED").unwrap_or(0);
+    let options = SimOptions {
+        trace: env_u64("SIM_TRACE").unwrap_or(0) != 0,
+        ..SimOptions::default()
+    };
+    match run_seed(seed, options) {
+        Ok(stats) => eprintln!("seed {seed} passed: {stats:?}"),
+        Err(f) => panic!("{}", report(&f)),
+    }
+}
