@@ -124,6 +124,10 @@ pub(crate) struct Core {
     pub(crate) msgs_after_persist: Vec<Message>,
     pub(crate) read_states: Vec<ReadState>,
     pub(crate) failed_reads: Vec<(ReadId, ReadError)>,
+    /// Reads forwarded to the leader: (id, leader, ticks waited). Failed when the leader
+    /// changes or after an election timeout (the request or answer may be lost).
+    /// Invariant: at most `reads_pending_max` entries.
+    pub(crate) forwarded_reads: Vec<(ReadId, NodeId, u64)>,
     /// Term and vote known durable.
     pub(crate) durable_term_vote: (Term, Option<NodeId>),
 }
@@ -168,6 +172,7 @@ impl Core {
             msgs_after_persist: Vec::new(),
             read_states: Vec::new(),
             failed_reads: Vec::new(),
+            forwarded_reads: Vec::new(),
             durable_term_vote: (init.hard_state.term, init.hard_state.vote),
             cfg,
         };
@@ -261,11 +266,17 @@ impl Core {
     /// Becomes follower of `leader` in `term` (raising the term clears the vote).
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         assert!(term >= self.term, "invariant: term never decreases");
+        // Forwarded reads were addressed to the old leader in the old term: it will not
+        // answer them any more.
+        let lost_leader = term > self.term || leader.is_none() || leader != self.leader_id;
         if term > self.term {
             self.term = term;
             self.vote = None;
         }
         self.end_leadership();
+        if lost_leader {
+            self.fail_forwarded_reads(ReadError::LeadershipLost);
+        }
         self.role = Role::Follower;
         self.leader_id = leader;
         if leader.is_some() {
@@ -381,6 +392,7 @@ impl Core {
     /// One tick of the logical clock.
     pub(crate) fn tick(&mut self, now: Instant) {
         self.observe_now(now);
+        self.tick_forwarded_reads();
         if self.role == Role::Leader {
             self.tick_leader();
         } else {

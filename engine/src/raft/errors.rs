@@ -166,6 +166,9 @@ pub enum ReadError {
     /// The leader lost leadership (or term changed) before confirming.
     #[error("leadership lost before the read was confirmed")]
     LeadershipLost,
+    /// A read forwarded to the leader got no answer within an election timeout.
+    #[error("no answer from the leader within an election timeout")]
+    TimedOut,
     /// Too many reads wait for confirmation.
     #[error("{limit} reads already pending")]
     TooManyPending {

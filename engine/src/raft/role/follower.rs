@@ -116,6 +116,11 @@ impl Core {
     }
 
     pub(crate) fn handle_read_index_response(&mut self, id: ReadId, index: Option<LogIndex>) {
+        let Some(pos) = self.forwarded_reads.iter().position(|(r, _, _)| *r == id) else {
+            // Already failed (timeout or leader change) or a duplicate answer.
+            return;
+        };
+        self.forwarded_reads.swap_remove(pos);
         match index {
             Some(index) => self.read_states.push(ReadState { id, index }),
             None => self

@@ -16,8 +16,39 @@ impl Core {
         let Some(leader) = self.leader_id else {
             return Err(ReadError::NoLeader);
         };
+        let limit = self.cfg.reads_pending_max;
+        if self.forwarded_reads.len() as u64 >= limit {
+            return Err(ReadError::TooManyPending { limit });
+        }
+        self.forwarded_reads.push((id, leader, 0));
         self.send(leader, MessageBody::ReadIndex { id });
         Ok(())
+    }
+
+    /// Forwarded reads time out after an election timeout: the request or the answer may
+    /// have been lost, and the caller may retry.
+    pub(crate) fn tick_forwarded_reads(&mut self) {
+        let timeout = self.cfg.election_ticks_min;
+        let mut expired = Vec::new();
+        self.forwarded_reads.retain_mut(|(id, _, ticks)| {
+            *ticks += 1;
+            let keep = *ticks < timeout;
+            if !keep {
+                expired.push(*id);
+            }
+            keep
+        });
+        self.failed_reads
+            .extend(expired.into_iter().map(|id| (id, ReadError::TimedOut)));
+    }
+
+    /// The leader changed: forwarded reads will not be answered.
+    pub(crate) fn fail_forwarded_reads(&mut self, why: ReadError) {
+        let failed = self
+            .forwarded_reads
+            .drain(..)
+            .map(|(id, _, _)| (id, why.clone()));
+        self.failed_reads.extend(failed);
     }
 
     /// A follower forwarded a read. The leader may serve it from its lease: the read index is
