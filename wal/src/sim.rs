@@ -204,7 +204,7 @@ impl SimDisk {
         st.inodes[ino].durable[offset] ^= 1 << bit;
     }
 
-    /// Durable contents of a file.
+    /// Current (written, not necessarily synced) contents of a file.
     pub fn file(&self, name: &str) -> Option<Vec<u8>> {
         let st = self.lock();
         st.names.get(name).map(|&i| st.inodes[i].live.clone())
