@@ -57,6 +57,12 @@ pub struct SimParams {
     pub fault_phase_nanos: u64,
     /// Bound on the time the healed cluster may take to elect a leader and commit.
     pub liveness_bound_nanos: u64,
+    /// The core's `batch_bytes_max`: tiny values make every AppendEntries carry one entry, so
+    /// a new leader's old-term entries reach followers before its own no-op does (the setting
+    /// of Raft paper figure 8).
+    pub batch_bytes_max: u64,
+    /// The core's `inflight_msgs_max`.
+    pub inflight_msgs_max: usize,
 }
 
 /// Relative weights of the nemesis' choices at each decision point.
@@ -141,6 +147,12 @@ impl SimParams {
             client_timeout_nanos: rng.range(200_000_000, 1_000_000_000),
             fault_phase_nanos: 4_000_000_000,
             liveness_bound_nanos: 60 * ELECTION_TICKS_MAX * TICK_NANOS,
+            batch_bytes_max: if rng.chance(50) {
+                1
+            } else {
+                rng.range(64, 4096)
+            },
+            inflight_msgs_max: rng.range(1, 16) as usize,
         }
     }
 }

@@ -147,6 +147,8 @@ pub struct Simulation {
     observations: Vec<Observation>,
     trace: Trace,
     phase: Phase,
+    /// Applied index of the newest membership seen applied (see `update_membership`).
+    conf_applied_index: u64,
     rng_net: Rng,
     rng_disk: Rng,
     rng_client: Rng,
@@ -181,6 +183,7 @@ impl Simulation {
             observations: Vec::new(),
             trace,
             phase: Phase::Faults,
+            conf_applied_index: 0,
             rng_net: root.fork(),
             rng_disk: root.fork(),
             rng_client: root.fork(),
@@ -210,9 +213,9 @@ impl Simulation {
         c.tick_nanos = params::TICK_NANOS;
         c.max_clock_drift_ppm = params::CLOCK_DRIFT_PPM_MAX;
         c.lease_margin_nanos = params::LEASE_MARGIN_NANOS;
-        c.batch_bytes_max = 4 << 10;
+        c.batch_bytes_max = self.params.batch_bytes_max;
         c.inflight_bytes_max = 64 << 10;
-        c.inflight_msgs_max = 16;
+        c.inflight_msgs_max = self.params.inflight_msgs_max;
         c.proposals_pending_max = 256;
         c.mutation = self.options.mutation;
         c
@@ -520,38 +523,40 @@ impl Simulation {
         }
     }
 
-    /// After `id` applied a membership change: nodes no longer in the configuration are
-    /// stopped for good (a committed change is final).
+    /// After `id` applied a membership change: if it is the newest configuration applied
+    /// anywhere, nodes no longer in it are stopped for good (a committed change is final).
+    /// Older configurations re-applied by a lagging or restarted node change nothing.
     fn update_membership(&mut self, id: u64) {
-        let Some(m) = self
-            .nodes
-            .get(&id)
-            .and_then(|n| n.raw.as_ref())
-            .map(|r| r.status().membership)
-        else {
+        let Some(node) = self.nodes.get(&id) else {
             return;
         };
-        let removed: Vec<u64> = self
-            .nodes
-            .values()
-            .filter(|n| n.member && !m.contains(n.node_id()))
-            .map(|n| n.id)
-            .collect();
-        for r in removed {
-            // Only a node the cluster had admitted can be removed; one that is starting up to
-            // join is not in any configuration yet.
-            if let Some(n) = self.nodes.get_mut(&r) {
-                if n.admitted {
-                    n.member = false;
-                    n.crash();
-                    self.trace_line(format!("n{r} removed from the cluster and stopped"));
-                }
-            }
+        let Some(m) = node.raw.as_ref().map(|r| r.status().membership) else {
+            return;
+        };
+        let applied = node.applied();
+        if applied <= self.conf_applied_index {
+            return;
         }
+        self.conf_applied_index = applied;
         for n in self.nodes.values_mut() {
             if m.contains(n.node_id()) {
                 n.admitted = true;
             }
+        }
+        let removed: Vec<u64> = self
+            .nodes
+            .values()
+            .filter(|n| n.member && n.admitted && !m.contains(n.node_id()))
+            .map(|n| n.id)
+            .collect();
+        for r in removed {
+            if let Some(n) = self.nodes.get_mut(&r) {
+                n.member = false;
+                n.crash();
+            }
+            self.trace_line(format!(
+                "n{r} removed from the cluster (config applied at {applied}) and stopped"
+            ));
         }
     }
 
