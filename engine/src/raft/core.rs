@@ -2,87 +2,16 @@
 
 use crate::raft::config::{Config, Mutation};
 use crate::raft::errors::{ConfigError, ReadError, StepError};
+use crate::raft::initial::InitialState;
+use crate::raft::leader_state::LeaderState;
 use crate::raft::log::RaftLog;
 use crate::raft::membership::Membership;
 use crate::raft::message::{Message, MessageBody, SnapshotMeta};
-use crate::raft::read::ReadTracker;
 use crate::raft::rng::SplitMix64;
 use crate::raft::tracker::ProgressTracker;
 use crate::raft::types::{
-    Entry, HardState, Instant, LogIndex, NodeId, ReadId, ReadState, Role, SoftState, Term,
+    HardState, Instant, LogIndex, NodeId, ReadId, ReadState, Role, SoftState, Term,
 };
-
-/// What the core is restarted (or bootstrapped) from: the runtime's durable state.
-#[derive(Clone, Debug, Default)]
-pub struct InitialState {
-    /// Last persisted hard state.
-    pub hard_state: HardState,
-    /// Last snapshot. A fresh cluster uses a snapshot at index 0, term 0 carrying the initial
-    /// membership (see [`InitialState::bootstrap`]); a node added later starts from that same
-    /// bootstrap state (its log fills from the leader).
-    pub snapshot: SnapshotMeta,
-    /// Durable entries after the snapshot, contiguous.
-    pub entries: Vec<Entry>,
-    /// Index the state machine has applied (at least `snapshot.index`).
-    pub applied: LogIndex,
-}
-
-impl InitialState {
-    /// A fresh node of a cluster whose initial voters are `voters`.
-    #[must_use]
-    pub fn bootstrap(voters: impl IntoIterator<Item = NodeId>) -> Self {
-        InitialState {
-            snapshot: SnapshotMeta {
-                membership: Membership::with_voters(voters),
-                ..SnapshotMeta::default()
-            },
-            ..InitialState::default()
-        }
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |reason| Err(ConfigError::InitialState { reason });
-        let snap = self.snapshot.index;
-        let last = LogIndex(snap.0 + self.entries.len() as u64);
-        let contiguous = self
-            .entries
-            .iter()
-            .enumerate()
-            .all(|(i, e)| e.index.0 == snap.0 + 1 + i as u64);
-        if !contiguous {
-            return bad("entries not contiguous after the snapshot");
-        }
-        // A commit below the snapshot is clamped up to it (a snapshot is committed by
-        // definition; the stored hard state may lag an installed snapshot).
-        if self.hard_state.commit > last {
-            return bad("commit above the last index");
-        }
-        if self.applied < snap || self.applied > self.hard_state.commit.max(snap) {
-            return bad("applied outside [snapshot, commit]");
-        }
-        if self.snapshot.membership.voters.is_empty() {
-            return bad("membership has no voters");
-        }
-        Ok(())
-    }
-}
-
-/// Leader-only state; dropped when leadership ends.
-#[derive(Debug, Default)]
-pub(crate) struct LeaderState {
-    /// Index of the last membership change appended; a new one waits until it is applied.
-    pub(crate) pending_conf_index: LogIndex,
-    /// Target and ticks elapsed of a leadership transfer in progress.
-    pub(crate) transfer: Option<(NodeId, u64)>,
-    /// A TimeoutNow left in this term. It may be delayed without bound and its campaign
-    /// bypasses leader stickiness, so no lease may be held for the rest of the term.
-    pub(crate) timeout_now_sent: bool,
-    pub(crate) reads: ReadTracker,
-    /// An entry of this term committed (Raft paper 5.4.2 / thesis 6.4).
-    pub(crate) own_term_committed: bool,
-    /// Appends wait for the next flush so that proposals of one loop turn share messages.
-    pub(crate) broadcast_wanted: bool,
-}
 
 /// The Raft state machine.
 #[derive(Debug)]

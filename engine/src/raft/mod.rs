@@ -63,6 +63,8 @@ mod config;
 mod core;
 mod entries;
 mod errors;
+mod initial;
+mod leader_state;
 mod log;
 mod membership;
 mod message;
@@ -72,19 +74,21 @@ mod read;
 mod ready;
 mod rng;
 mod role;
+mod status;
 mod tracker;
 mod types;
 
 pub use self::config::{Config, Mutation};
-pub use self::core::InitialState;
 pub use self::entries::Entries;
 pub use self::errors::{
     ConfChangeError, ConfigError, ProposeError, ReadError, SnapshotError, StepError, TransferError,
 };
+pub use self::initial::InitialState;
 pub use self::membership::{ConfChange, ConfChangeStep, DecodeError, Membership};
 pub use self::message::{Message, MessageBody, RejectHint, SnapshotMeta};
-pub use self::raw_node::{ProgressStatus, RawNode, Status};
+pub use self::raw_node::RawNode;
 pub use self::ready::Ready;
+pub use self::status::{ProgressStatus, Status};
 pub use self::tracker::ProgressState;
 pub use self::types::{
     Entry, EntryKind, HardState, Instant, LogIndex, NodeId, ReadId, ReadMode, ReadState, Role,

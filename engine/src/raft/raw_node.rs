@@ -5,65 +5,18 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 
 use crate::raft::config::Config;
-use crate::raft::core::{Core, InitialState};
+use crate::raft::core::Core;
 use crate::raft::errors::{
     ConfigError, ProposeError, ReadError, SnapshotError, StepError, TransferError,
 };
+use crate::raft::initial::InitialState;
 use crate::raft::membership::{ConfChange, Membership};
 use crate::raft::message::{Message, SnapshotMeta};
 use crate::raft::ready::{Ready, ReadyRecord};
-use crate::raft::tracker::ProgressState;
+use crate::raft::status::{progress_status, ProgressStatus, Status};
 use crate::raft::types::{
     HardState, Instant, LogIndex, NodeId, ReadId, ReadMode, Role, SoftState, Term,
 };
-
-/// A follower's replication progress as seen by the leader.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProgressStatus {
-    /// Highest index known durable and matching on the follower.
-    pub match_index: LogIndex,
-    /// Next index to send.
-    pub next: LogIndex,
-    /// Sending state.
-    pub state: ProgressState,
-    /// AppendEntries in flight.
-    pub inflight_msgs: usize,
-    /// Entry bytes in flight.
-    pub inflight_bytes: u64,
-}
-
-/// A snapshot of the core's state, for tests, metrics and invariant checks.
-#[derive(Clone, Debug)]
-pub struct Status {
-    /// This node.
-    pub id: NodeId,
-    /// Current term.
-    pub term: Term,
-    /// Vote in the current term.
-    pub vote: Option<NodeId>,
-    /// Role.
-    pub role: Role,
-    /// Known leader.
-    pub leader: Option<NodeId>,
-    /// Commit index.
-    pub commit: LogIndex,
-    /// Applied index (as reported by the runtime).
-    pub applied: LogIndex,
-    /// Durable index on this node.
-    pub persisted: LogIndex,
-    /// First index held in memory.
-    pub first_index: LogIndex,
-    /// Last index.
-    pub last_index: LogIndex,
-    /// Applied membership.
-    pub membership: Membership,
-    /// Followers' progress; empty unless leader.
-    pub progress: BTreeMap<NodeId, ProgressStatus>,
-    /// Target of a leadership transfer in progress.
-    pub transferee: Option<NodeId>,
-    /// End of the leader's read lease, if it holds one.
-    pub lease_until: Option<Instant>,
-}
 
 /// The Raft core behind a thin, stable API. See the [module documentation](crate::raft) for
 /// the loop a runtime must run.
@@ -345,15 +298,5 @@ impl RawNode {
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.core.cfg
-    }
-}
-
-fn progress_status(p: &crate::raft::tracker::Progress) -> ProgressStatus {
-    ProgressStatus {
-        match_index: p.match_index,
-        next: p.next,
-        state: p.state,
-        inflight_msgs: p.inflights.count(),
-        inflight_bytes: p.inflights.bytes(),
     }
 }

@@ -8,6 +8,8 @@ use crate::raft::types::{Instant, LogIndex, NodeId, ReadId};
 /// Send times kept for recent rounds; older rounds can still confirm reads, only the lease is
 /// not extended from them. 1024 rounds cover minutes of heartbeats.
 const ROUNDS_KEPT_MAX: usize = 1024;
+// A lease needs the send time of the acknowledged round, which is at least one behind.
+const _: () = assert!(ROUNDS_KEPT_MAX >= 2);
 
 /// A read waiting for its heartbeat round to be acknowledged by a quorum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

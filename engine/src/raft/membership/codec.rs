@@ -12,6 +12,8 @@ use crate::raft::types::NodeId;
 const CODEC_VERSION: u8 = 1;
 /// Limit on the members of one set, so a corrupt length cannot make us allocate without bound.
 const SET_LEN_MAX: u64 = 1 << 16;
+// Node ids are u64 but clusters are small; the limit must still allow any sane cluster.
+const _: () = assert!(SET_LEN_MAX >= 1024);
 
 /// Why bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

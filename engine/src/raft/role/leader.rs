@@ -4,8 +4,9 @@
 use bytes::Bytes;
 
 use crate::raft::config::Mutation;
-use crate::raft::core::{Core, LeaderState};
+use crate::raft::core::Core;
 use crate::raft::errors::{ProposeError, TransferError};
+use crate::raft::leader_state::LeaderState;
 use crate::raft::membership::ConfChange;
 use crate::raft::message::{MessageBody, RejectHint};
 use crate::raft::tracker::ProgressState;
