@@ -49,14 +49,24 @@
 //! long as Readys are persisted, and acknowledged with `on_persisted`, in order.
 //!
 //! # Module layout
-//! - `types`, `message`, `config`, `errors`: the vocabulary;
+//! - `types`, `message`, `config`, `errors`, `entries`: the vocabulary ([`Entries`] is a shared
+//!   run of entries: one batch serves the WAL, every follower and the state machine);
 //! - `log`: the in-memory log since the snapshot with its persisted/commit marks;
 //! - `quorum`: commit index and vote tallies for majority and joint configurations;
 //! - `tracker`: per-follower progress (probe/replicate/snapshot) and in-flight windows;
 //! - `membership`: configurations, changes, validation and encoding;
 //! - `role/`: follower, candidate, leader, replication and reads logic, one file each;
 //! - `read`: lease and ReadIndex bookkeeping; `apply`: completions from the runtime;
-//! - `ready`, `raw_node`: the output batch and the public handle.
+//! - `initial`, `leader_state`, `core`: start state, leader-only state, the state machine;
+//! - `ready`, `raw_node`, `status`: the output batch, the public handle, read-only views.
+//!
+//! # Decisions
+//! - Membership changes take effect when applied (as in etcd), so a change never needs to be
+//!   rolled back by a truncation; one change in flight until applied.
+//! - Vote requests, votes and append acknowledgements leave only after the Ready that made
+//!   them true is persisted (`persisted_messages`); the leader's appends leave at once and it
+//!   counts itself toward a quorum only for persisted entries.
+//! - Leader stickiness and leases are measured on `now` (nanoseconds), elections on ticks.
 
 mod apply;
 mod config;
