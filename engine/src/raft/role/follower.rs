@@ -49,10 +49,20 @@ impl Core {
             unreachable!("dispatched on AppendEntries");
         };
         self.heard_from_leader(m.from);
-        if prev_index < self.log.commit() {
-            // Already committed here: say how far we are (etcd does the same).
-            let index = self.log.commit();
-            self.send_append_ack(m.from, index, round);
+        let commit_here = self.log.commit();
+        if prev_index < commit_here {
+            // The prefix up to our commit is committed, hence identical to the leader's
+            // (leader completeness): keep only the entries after it. A reordered or duplicated
+            // append then still delivers its new entries instead of forcing a probe.
+            let last = entries.last().map_or(prev_index, |e| e.index);
+            match entries.sub(commit_here.next(), last) {
+                Some(rest) => {
+                    let last_new = self.log.append_after(commit_here, rest);
+                    self.log.commit_to(commit.min(last_new));
+                    self.send_append_ack(m.from, last_new, round);
+                }
+                None => self.send_append_ack(m.from, commit_here, round),
+            }
             return;
         }
         if self.log.term(prev_index) != Some(prev_term) {
