@@ -63,7 +63,17 @@ pub struct SimParams {
     pub batch_bytes_max: u64,
     /// The core's `inflight_msgs_max`.
     pub inflight_msgs_max: usize,
+    /// Percent of new leaders crashed shortly after their election (leader flapping): the
+    /// windows in which a leader's log is only partly replicated, where commit rules matter.
+    pub flap_percent: u64,
+    /// Longest delay between an election and the flapping crash.
+    pub flap_delay_nanos_max: u64,
+    /// Whether the leader-flapping profile is on (see `make_flappy`).
+    pub flappy: bool,
 }
+
+/// Percent of seeds run with the leader-flapping profile.
+pub const FLAPPY_PERCENT: u64 = 30;
 
 /// Relative weights of the nemesis' choices at each decision point.
 #[derive(Clone, Debug)]
@@ -129,7 +139,7 @@ impl SimParams {
             membership: if rng.chance(50) { rng.range(1, 4) } else { 0 },
             transfer: rng.range(0, 3),
         };
-        SimParams {
+        let mut p = SimParams {
             seed,
             nodes,
             net,
@@ -153,6 +163,33 @@ impl SimParams {
                 rng.range(64, 4096)
             },
             inflight_msgs_max: rng.range(1, 16) as usize,
+            flap_percent: if rng.chance(50) { rng.range(10, 60) } else { 0 },
+            flap_delay_nanos_max: rng.range(1_000_000, 60_000_000),
+            flappy: false,
+        };
+        if rng.chance(FLAPPY_PERCENT) {
+            p.make_flappy(&mut rng);
         }
+        p
+    }
+
+    /// The leader-flapping profile: three nodes, one entry per AppendEntries and one in
+    /// flight, new leaders crashed within milliseconds, leaders isolated often. It makes the
+    /// Raft paper's figure 8 reachable: a leader whose log holds a long uncommitted tail of an
+    /// old term comes back, replicates that tail one entry at a time and crashes before its
+    /// own no-op is replicated, while a node holding a conflicting entry of a newer term waits.
+    fn make_flappy(&mut self, rng: &mut Rng) {
+        self.flappy = true;
+        self.nodes = 3;
+        self.batch_bytes_max = 1;
+        self.inflight_msgs_max = 1;
+        self.flap_percent = rng.range(60, 100);
+        self.flap_delay_nanos_max = rng.range(500_000, 10_000_000);
+        self.net.loss_ppm = rng.range(0, 20_000);
+        self.nemesis.partition = rng.range(4, 10);
+        self.nemesis.heal = rng.range(3, 8);
+        self.nemesis.membership = 0;
+        self.nemesis_interval_nanos = rng.range(20_000_000, 100_000_000);
+        self.write_percent = rng.range(60, 90);
     }
 }

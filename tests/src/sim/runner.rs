@@ -79,6 +79,10 @@ pub struct Totals {
     pub conf_changes: u64,
     /// Largest time to liveness, in ticks.
     pub liveness_ticks_max: u64,
+    /// Sum of old-term commit advances (see [`RunStats::old_term_commits`]).
+    pub old_term_commits: u64,
+    /// Seeds with at least one old-term commit advance.
+    pub seeds_with_old_term_commits: u64,
 }
 
 impl Totals {
@@ -93,6 +97,8 @@ impl Totals {
         self.snapshots_installed += s.snapshots_installed;
         self.conf_changes += s.conf_changes;
         self.liveness_ticks_max = self.liveness_ticks_max.max(s.liveness_ticks);
+        self.old_term_commits += s.old_term_commits;
+        self.seeds_with_old_term_commits += u64::from(s.old_term_commits > 0);
     }
 }
 

@@ -72,6 +72,11 @@ enum Event {
     Restart {
         node: u64,
     },
+    /// Crash `node` if it still leads in `incarnation`.
+    CrashLeader {
+        node: u64,
+        incarnation: u64,
+    },
     Heal,
     EndFaults,
 }
@@ -125,6 +130,9 @@ pub struct RunStats {
     pub transfers: u64,
     /// Ticks from healing to liveness.
     pub liveness_ticks: u64,
+    /// Times a leader's commit index advanced onto an entry of an older term (legal only as
+    /// a side effect of committing a later own-term entry in the same step).
+    pub old_term_commits: u64,
 }
 
 /// A whole simulated cluster.
@@ -147,6 +155,10 @@ pub struct Simulation {
     observations: Vec<Observation>,
     trace: Trace,
     phase: Phase,
+    /// Last (term, commit) seen per leader, for [`RunStats::old_term_commits`].
+    leader_commits: BTreeMap<u64, (u64, u64)>,
+    /// Leaders whose commit advanced in their current term (cleared on role changes).
+    leader_first_commit: std::collections::BTreeSet<u64>,
     /// Applied index of the newest membership seen applied (see `update_membership`).
     conf_applied_index: u64,
     rng_net: Rng,
@@ -184,6 +196,8 @@ impl Simulation {
             trace,
             phase: Phase::Faults,
             conf_applied_index: 0,
+            leader_commits: BTreeMap::new(),
+            leader_first_commit: std::collections::BTreeSet::new(),
             rng_net: root.fork(),
             rng_disk: root.fork(),
             rng_client: root.fork(),
@@ -371,7 +385,37 @@ impl Simulation {
         })
     }
 
+    /// Counts old-term commit advances and, in the flapping profile, crashes a leader right
+    /// after its commit index first advances in its term (before the followers learn it).
+    fn watch_leader_commits(&mut self) {
+        let mut crash = Vec::new();
+        for n in self.nodes.values() {
+            let Some(r) = n.raw.as_ref().filter(|_| n.role == Role::Leader) else {
+                continue;
+            };
+            let st = r.status();
+            let last = self.leader_commits.insert(n.id, (st.term.0, st.commit.0));
+            let advanced = last.is_some_and(|(t, c)| t == st.term.0 && c < st.commit.0);
+            if !advanced {
+                continue;
+            }
+            if r.term_at(st.commit).is_some_and(|t| t < st.term) {
+                self.stats.old_term_commits += 1;
+            }
+            let first_in_term = self.leader_first_commit.insert(n.id);
+            if first_in_term && self.params.flappy && self.phase == Phase::Faults {
+                crash.push((n.id, n.incarnation));
+            }
+        }
+        for (node, incarnation) in crash {
+            if self.rng_nemesis.chance(self.params.flap_percent) {
+                self.schedule(self.now, Event::CrashLeader { node, incarnation });
+            }
+        }
+    }
+
     fn check_invariants(&mut self) -> Result<(), String> {
+        self.watch_leader_commits();
         let observations = std::mem::take(&mut self.observations);
         let mut nodes = BTreeMap::new();
         for n in self.nodes.values() {
@@ -452,6 +496,14 @@ impl Simulation {
                     self.drive(node);
                 }
             }
+            Event::CrashLeader { node, incarnation } => {
+                let leads = self.nodes.get(&node).is_some_and(|n| {
+                    n.is_alive() && n.incarnation == incarnation && n.role == Role::Leader
+                });
+                if leads && self.phase == Phase::Faults {
+                    self.crash(node, "flapping leader");
+                }
+            }
             Event::Heal => {
                 self.network.heal();
                 self.trace_line("network heals".to_string());
@@ -506,7 +558,23 @@ impl Simulation {
         }
         for o in &out.observations {
             match o {
-                Observation::BecameLeader { .. } => self.stats.elections += 1,
+                Observation::BecameLeader { node, .. } => {
+                    self.stats.elections += 1;
+                    self.leader_first_commit.remove(node);
+                    if self.phase == Phase::Faults
+                        && self.rng_nemesis.chance(self.params.flap_percent)
+                    {
+                        let at =
+                            self.now + self.rng_nemesis.range(0, self.params.flap_delay_nanos_max);
+                        self.schedule(
+                            at,
+                            Event::CrashLeader {
+                                node: *node,
+                                incarnation,
+                            },
+                        );
+                    }
+                }
                 Observation::SnapshotInstalled { .. } => self.stats.snapshots_installed += 1,
                 Observation::Applied { .. } => {}
                 _ => {}

@@ -98,6 +98,11 @@ impl Simulation {
             Some(l) if self.rng_nemesis.chance(40) => l,
             _ => *self.rng_nemesis.pick(&alive),
         };
+        self.crash(victim, "nemesis");
+    }
+
+    /// Crashes `victim` (losing its unpersisted writes) and schedules its restart.
+    pub(super) fn crash(&mut self, victim: u64, why: &str) {
         let lost = self.nodes.get(&victim).map_or(0, |n| n.disk.pending.len());
         if let Some(n) = self.nodes.get_mut(&victim) {
             n.crash();
@@ -106,7 +111,7 @@ impl Simulation {
         self.observations
             .push(crate::invariants::Observation::Crashed { node: victim });
         self.trace_line(format!(
-            "NEMESIS crash n{victim} (loses {lost} pending disk writes)"
+            "NEMESIS crash n{victim} ({why}; loses {lost} pending disk writes)"
         ));
         let downtime = self.rng_nemesis.range(10_000_000, 1_500_000_000);
         self.schedule(self.now + downtime, Event::Restart { node: victim });
