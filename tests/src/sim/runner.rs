@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::cluster::{Failure, RunStats, SimOptions, Simulation};
 
 /// Seeds run by the default `cargo test` (see docs/testing.md for the budget).
-pub const DEFAULT_SEEDS: u64 = 1000;
+pub const DEFAULT_SEEDS: u64 = 2000;
 
 /// The command that replays `seed` with a step-by-step trace.
 pub fn replay_command(seed: u64) -> String {

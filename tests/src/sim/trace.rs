@@ -11,6 +11,8 @@ const TAIL_LINES_MAX: usize = 300;
 pub struct Trace {
     live: bool,
     tail: VecDeque<String>,
+    /// FNV-1a digest of every line so far: two runs of one seed must agree on it.
+    digest: u64,
 }
 
 impl Trace {
@@ -19,11 +21,12 @@ impl Trace {
         Trace {
             live,
             tail: VecDeque::with_capacity(TAIL_LINES_MAX),
+            digest: 0xcbf2_9ce4_8422_2325,
         }
     }
 
-    /// True when printing live: callers may skip building expensive lines otherwise... but
-    /// every line is also kept in the tail, so they are always built.
+    /// True when printing live. Lines about every message are only built then; the rest are
+    /// always built, kept in the tail and folded into the digest.
     pub fn is_live(&self) -> bool {
         self.live
     }
@@ -40,10 +43,19 @@ impl Trace {
         if self.live {
             println!("{line}");
         }
+        for b in line.bytes().chain(std::iter::once(b'\n')) {
+            self.digest ^= u64::from(b);
+            self.digest = self.digest.wrapping_mul(0x0100_0000_01b3);
+        }
         if self.tail.len() == TAIL_LINES_MAX {
             self.tail.pop_front();
         }
         self.tail.push_back(line);
+    }
+
+    /// Digest of every line recorded.
+    pub fn digest(&self) -> u64 {
+        self.digest
     }
 
     /// The last lines recorded, oldest first.

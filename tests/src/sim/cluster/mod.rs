@@ -10,7 +10,7 @@ use ringraft::raft::{Config, InitialState, Message, MessageBody, NodeId, Role};
 
 use super::client::{Client, Reply, Request};
 use super::clock::SimClock;
-use super::kv::KvSnapshot;
+use super::kv::{KvSnapshot, PutCommand};
 use super::network::Network;
 use super::node::{role_view, NodeOutput, SimNode};
 use super::params::{self, SimParams};
@@ -79,7 +79,16 @@ enum Event {
     },
     Heal,
     EndFaults,
+    /// Propose a liveness probe on every leader (healing phase only).
+    Probe,
 }
+
+/// Client id of the liveness probes.
+const PROBE_CLIENT: u64 = u64::MAX;
+/// Key of the liveness probes (clients use keys below `SimParams::keys`).
+const PROBE_KEY: u64 = u64::MAX;
+/// Interval between probes while healing.
+const PROBE_INTERVAL_NANOS: u64 = 5 * params::TICK_NANOS;
 
 /// The phases of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +142,8 @@ pub struct RunStats {
     /// Times a leader's commit index advanced onto an entry of an older term (legal only as
     /// a side effect of committing a later own-term entry in the same step).
     pub old_term_commits: u64,
+    /// Digest of the trace (see [`crate::sim::trace::Trace::digest`]), to check determinism.
+    pub trace_digest: u64,
 }
 
 /// A whole simulated cluster.
@@ -161,6 +172,10 @@ pub struct Simulation {
     leader_first_commit: std::collections::BTreeSet<u64>,
     /// Applied index of the newest membership seen applied (see `update_membership`).
     conf_applied_index: u64,
+    /// Highest log index on any node when the faults stopped.
+    heal_floor: u64,
+    /// Probes proposed so far.
+    probes: u64,
     rng_net: Rng,
     rng_disk: Rng,
     rng_client: Rng,
@@ -196,6 +211,8 @@ impl Simulation {
             trace,
             phase: Phase::Faults,
             conf_applied_index: 0,
+            heal_floor: 0,
+            probes: 0,
             leader_commits: BTreeMap::new(),
             leader_first_commit: std::collections::BTreeSet::new(),
             rng_net: root.fork(),
@@ -303,6 +320,7 @@ impl Simulation {
             return Err(self.failure(reason));
         }
         self.stats.steps = self.step;
+        self.stats.trace_digest = self.trace.digest();
         self.stats.sim_nanos = self.now;
         Ok(self.stats)
     }
@@ -374,15 +392,47 @@ impl Simulation {
     }
 
     /// A member leader holds the commit of an entry of its own term.
+    /// Liveness: a member leader has committed an entry of its own term that was appended
+    /// after the faults stopped (the probes of [`Event::Probe`] or a new leader's no-op make
+    /// sure there is one to commit).
     fn live(&self) -> bool {
         self.nodes.values().any(|n| {
             n.member
                 && n.role == Role::Leader
                 && n.raw.as_ref().is_some_and(|r| {
                     let st = r.status();
-                    st.commit.0 > 0 && r.term_at(st.commit) == Some(st.term)
+                    st.commit.0 > self.heal_floor && r.term_at(st.commit) == Some(st.term)
                 })
         })
+    }
+
+    /// During healing, every node that believes it leads is asked to commit a probe write
+    /// (outside the client history, on a key no client uses).
+    fn on_probe(&mut self) {
+        if !matches!(self.phase, Phase::Healing { .. }) {
+            return;
+        }
+        let leaders: Vec<u64> = self
+            .nodes
+            .values()
+            .filter(|n| n.is_alive() && n.role == Role::Leader)
+            .map(|n| n.id)
+            .collect();
+        for id in leaders {
+            self.probes += 1;
+            let cmd = PutCommand {
+                client: PROBE_CLIENT,
+                seq: self.probes,
+                key: PROBE_KEY,
+                value: self.probes,
+            };
+            self.with_node(id, None, |n, _| {
+                // A refusal (not leader any more, too many pending) is fine: the next probe
+                // goes to whoever leads then.
+                let _ = n.raw().propose(cmd.encode());
+            });
+        }
+        self.schedule(self.now + PROBE_INTERVAL_NANOS, Event::Probe);
     }
 
     /// Counts old-term commit advances and, in the flapping profile, crashes a leader right
@@ -509,6 +559,7 @@ impl Simulation {
                 self.trace_line("network heals".to_string());
             }
             Event::EndFaults => self.end_faults(),
+            Event::Probe => self.on_probe(),
         }
     }
 

@@ -287,6 +287,13 @@ impl Simulation {
         self.network.params.duplicate_ppm = 0;
         self.network.params.delay_long_ppm = 0;
         self.phase = Phase::Healing { since: self.now };
+        self.heal_floor = self
+            .nodes
+            .values()
+            .map(|n| n.log.last_index())
+            .max()
+            .unwrap_or(0);
+        self.schedule(self.now, Event::Probe);
         self.trace_line("FAULTS END: network healed, crashed members restart".to_string());
         let dead: Vec<u64> = self
             .nodes
