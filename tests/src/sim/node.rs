@@ -282,8 +282,8 @@ impl SimNode {
         }
     }
 
-    /// A disk write completed: make it durable and tell the core. Returns false when the write
-    /// was lost in a crash in between.
+    /// A disk write completed: make it durable, tell the core and release the messages that
+    /// waited for it. Nothing happens if the write was lost in a crash in between.
     pub fn persisted(&mut self, number: u64, now: u64, out: &mut NodeOutput) {
         let Some(shrunk) = self.disk.complete(number) else {
             return;
