@@ -81,7 +81,18 @@ enum Event {
     EndFaults,
     /// Propose a liveness probe on every leader (healing phase only).
     Probe,
+    /// The sender's transport reports on a peer: `Some(ok)` the outcome of a snapshot
+    /// stream, `None` the peer is unreachable.
+    TransportReport {
+        node: u64,
+        incarnation: u64,
+        peer: u64,
+        snapshot: Option<bool>,
+    },
 }
+
+/// How long a transport takes to notice that a snapshot stream failed.
+const SNAPSHOT_FAIL_NANOS: u64 = 50_000_000;
 
 /// Client id of the liveness probes.
 const PROBE_CLIENT: u64 = u64::MAX;
@@ -560,6 +571,17 @@ impl Simulation {
             }
             Event::EndFaults => self.end_faults(),
             Event::Probe => self.on_probe(),
+            Event::TransportReport {
+                node,
+                incarnation,
+                peer,
+                snapshot,
+            } => {
+                self.with_node(node, Some(incarnation), |n, _| match snapshot {
+                    Some(ok) => n.raw().report_snapshot(NodeId(peer), ok),
+                    None => n.raw().report_unreachable(NodeId(peer)),
+                });
+            }
         }
     }
 
@@ -692,6 +714,7 @@ impl Simulation {
             };
             self.trace_line(format!("n{from} -> n{to} {}{fate}", describe(&msg)));
         }
+        self.transport_reports(&msg, arrivals.first().copied());
         for at in arrivals {
             self.schedule(
                 at,
@@ -700,6 +723,37 @@ impl Simulation {
                     snapshot: snapshot.clone(),
                 },
             );
+        }
+    }
+
+    /// What the sender's transport learns about a message: a snapshot stream's outcome (the
+    /// receiver acknowledges it, so after a round trip), and sometimes that a cut link is down.
+    fn transport_reports(&mut self, msg: &Message, first_arrival: Option<u64>) {
+        let (from, to) = (msg.from.0, msg.to.0);
+        let incarnation = self.nodes.get(&from).map_or(0, |n| n.incarnation);
+        let report = |at, snapshot| {
+            (
+                at,
+                Event::TransportReport {
+                    node: from,
+                    incarnation,
+                    peer: to,
+                    snapshot,
+                },
+            )
+        };
+        let scheduled = if matches!(msg.body, MessageBody::InstallSnapshot { .. }) {
+            Some(match first_arrival {
+                Some(arrive) => report(2 * arrive - self.now, Some(true)),
+                None => report(self.now + SNAPSHOT_FAIL_NANOS, Some(false)),
+            })
+        } else if !self.network.connected(from, to) && self.rng_net.chance(20) {
+            Some(report(self.now + self.network.params.delay_max_nanos, None))
+        } else {
+            None
+        };
+        if let Some((at, event)) = scheduled {
+            self.schedule(at, event);
         }
     }
 
