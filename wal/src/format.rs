@@ -151,16 +151,24 @@ pub fn encode_frame(
     h[8..16].copy_from_slice(&index.to_le_bytes());
     h[16..24].copy_from_slice(&term.to_le_bytes());
     h[24] = kind as u8;
-    let mut crc = crc32fast::Hasher::new_with_initial(seed);
-    crc.update(&h[0..4]);
-    crc.update(&h[8..32]);
-    crc.update(payload);
-    h[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
+    let total = frame_len(payload.len());
+    out.reserve(total);
     out.extend_from_slice(&h);
     out.extend_from_slice(payload);
-    let total = frame_len(payload.len());
+    // Checksummed where it lies in `out`: header and payload are one contiguous run there.
+    let crc = frame_crc(seed, &out[start..start + FRAME_HEADER_LEN + payload.len()]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     out.resize(start + total, 0);
     total
+}
+
+/// CRC of a frame's header and payload (`frame` = bytes `0..32 + len`, padding excluded):
+/// bytes 0..4, then 8..32 and the payload as one run (the CRC field 4..8 is skipped).
+fn frame_crc(seed: u32, frame: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new_with_initial(seed);
+    crc.update(&frame[0..4]);
+    crc.update(&frame[8..]);
+    crc.finalize()
 }
 
 /// A decoded frame borrowing its payload.
@@ -213,11 +221,7 @@ pub fn decode_frame(seg: &[u8], off: usize, seed: u32, payload_max: usize) -> De
     {
         return Decoded::Bad;
     }
-    let mut crc = crc32fast::Hasher::new_with_initial(seed);
-    crc.update(&h[0..4]);
-    crc.update(&h[8..32]);
-    crc.update(payload);
-    if crc.finalize() != u32_at(h, 4) {
+    if frame_crc(seed, &seg[off..off + FRAME_HEADER_LEN + len]) != u32_at(h, 4) {
         return Decoded::Bad;
     }
     Decoded::Frame(Frame {
@@ -330,6 +334,25 @@ pub fn decode_checkpoint(b: &[u8]) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The CRC as docs/wal-format.md defines it, computed piece by piece: initial value
+    /// `seed`, over bytes 0..4, then 8..32, then the payload.
+    #[test]
+    fn crc_matches_the_documented_definition() {
+        for len in [0usize, 1, 7, 8, 255, 256, 4096] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
+            let mut out = vec![0u8; 8];
+            encode_frame(&mut out, 0xDEAD_BEEF, Kind::Entry, 42, 7, &payload);
+            let f = &out[8..];
+            let mut crc = crc32fast::Hasher::new_with_initial(0xDEAD_BEEF);
+            crc.update(&f[0..4]);
+            crc.update(&f[8..32]);
+            crc.update(&payload);
+            assert_eq!(u32_at(f, 4), crc.finalize(), "payload {len} B");
+            assert_eq!(&f[32..32 + len], &payload[..]);
+            assert!(f[32 + len..].iter().all(|&b| b == 0), "zero padding");
+        }
+    }
 
     #[test]
     fn frame_roundtrip_and_seed() {

@@ -188,3 +188,21 @@ impl SegmentIo for DirSegment {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocate_writes_zeros_of_the_exact_length() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = DirBackend::thread(dir.path()).expect("backend");
+        for len in [3 * ZERO_CHUNK_BYTES as u64 + 4096, 8192 + 100] {
+            b.allocate("f", len).expect("allocate");
+            let data = fs::read(dir.path().join("f")).expect("read");
+            assert_eq!(data.len() as u64, len);
+            assert!(data.iter().all(|&x| x == 0), "allocated bytes are zero");
+            b.remove("f").expect("remove");
+        }
+    }
+}
