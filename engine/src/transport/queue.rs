@@ -1,0 +1,311 @@
+//! The bounded send queue of one connection direction, shared by the producer (the node, or a
+//! snapshot stream) and the connection's writer, which drains many frames into one write.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::frame::{encode_frame, FrameKind, FRAME_HEADER_BYTES};
+
+/// One queued frame.
+#[derive(Debug)]
+pub(super) struct Outgoing {
+    pub(super) kind: FrameKind,
+    pub(super) stream: u64,
+    pub(super) payload: Bytes,
+}
+
+/// Why a push was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PushError {
+    /// The bound is reached; the frame was not queued.
+    Full,
+    /// The queue is closed (peer removed or transport shut down).
+    Closed,
+}
+
+/// What the writer found when it woke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wait {
+    /// Frames are queued.
+    Ready,
+    /// Nothing arrived within the keepalive interval.
+    Idle,
+    /// The queue is closed: the writer must stop.
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    items: VecDeque<Outgoing>,
+    /// Invariant: number of `Message` items in `items`.
+    msgs: usize,
+    /// Invariant: payload bytes of the `Message` items in `items`.
+    msg_bytes: usize,
+    /// Invariant: number of non-`Message` items in `items`.
+    controls: usize,
+    closed: bool,
+}
+
+/// A bounded multi-producer, single-consumer frame queue that both an async writer (io_uring
+/// task) and a blocking writer (thread backend) can wait on.
+#[derive(Debug)]
+pub(super) struct SendQueue {
+    inner: Mutex<Inner>,
+    notify: tokio::sync::Notify,
+    condvar: Condvar,
+    msgs_max: usize,
+    bytes_max: usize,
+    /// Bound on control frames (snapshot chunks, acks, aborts); snapshot credits keep a
+    /// well-behaved stream far below it.
+    controls_max: usize,
+}
+
+impl SendQueue {
+    pub(super) fn new(msgs_max: usize, bytes_max: usize, controls_max: usize) -> Self {
+        SendQueue {
+            inner: Mutex::new(Inner::default()),
+            notify: tokio::sync::Notify::new(),
+            condvar: Condvar::new(),
+            msgs_max,
+            bytes_max,
+            controls_max,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves only plain counters behind; keep going.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn notify_writer(&self) {
+        self.notify.notify_one();
+        self.condvar.notify_one();
+    }
+
+    /// Queues a message, or refuses it when the queue is at its bound (never grows past it).
+    pub(super) fn push_message(&self, payload: Bytes) -> Result<(), PushError> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(PushError::Closed);
+        }
+        if inner.msgs >= self.msgs_max || inner.msg_bytes + payload.len() > self.bytes_max {
+            return Err(PushError::Full);
+        }
+        inner.msgs += 1;
+        inner.msg_bytes += payload.len();
+        inner.items.push_back(Outgoing {
+            kind: FrameKind::Message,
+            stream: 0,
+            payload,
+        });
+        drop(inner);
+        self.notify_writer();
+        Ok(())
+    }
+
+    /// Queues a snapshot or control frame.
+    pub(super) fn push_control(
+        &self,
+        kind: FrameKind,
+        stream: u64,
+        payload: Bytes,
+    ) -> Result<(), PushError> {
+        debug_assert!(kind != FrameKind::Message);
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(PushError::Closed);
+        }
+        if inner.controls >= self.controls_max {
+            return Err(PushError::Full);
+        }
+        inner.controls += 1;
+        inner.items.push_back(Outgoing {
+            kind,
+            stream,
+            payload,
+        });
+        drop(inner);
+        self.notify_writer();
+        Ok(())
+    }
+
+    /// Moves queued frames into `batch`, at most about `bytes_max` of them but at least one.
+    /// Returns `false` if the queue is closed.
+    pub(super) fn take_batch(&self, batch: &mut Vec<Outgoing>, bytes_max: usize) -> bool {
+        let mut inner = self.lock();
+        if inner.closed {
+            return false;
+        }
+        let mut bytes = 0;
+        while let Some(item) = inner.items.front() {
+            let size = FRAME_HEADER_BYTES + item.payload.len();
+            if !batch.is_empty() && bytes + size > bytes_max {
+                break;
+            }
+            bytes += size;
+            let item = inner.items.pop_front().expect("front exists");
+            if item.kind == FrameKind::Message {
+                inner.msgs -= 1;
+                inner.msg_bytes -= item.payload.len();
+            } else {
+                inner.controls -= 1;
+            }
+            batch.push(item);
+        }
+        true
+    }
+
+    /// Drops the queued control frames: they belong to the connection that just broke (its
+    /// snapshot streams are aborted). Messages stay for the next connection.
+    pub(super) fn drop_controls(&self) {
+        let mut inner = self.lock();
+        inner.items.retain(|item| item.kind == FrameKind::Message);
+        inner.controls = 0;
+    }
+
+    /// Closes the queue and drops its contents; returns the number of messages dropped.
+    pub(super) fn close(&self) -> usize {
+        let mut inner = self.lock();
+        inner.closed = true;
+        let dropped = inner.msgs;
+        *inner = Inner {
+            closed: true,
+            ..Inner::default()
+        };
+        drop(inner);
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+        self.condvar.notify_all();
+        dropped
+    }
+
+    /// Whether [`SendQueue::close`] was called.
+    pub(super) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    fn state(&self) -> Option<Wait> {
+        let inner = self.lock();
+        if inner.closed {
+            Some(Wait::Closed)
+        } else if !inner.items.is_empty() {
+            Some(Wait::Ready)
+        } else {
+            None
+        }
+    }
+
+    /// Async wait (io_uring backend) for frames, closing, or `idle` elapsing.
+    pub(super) async fn wait(&self, idle: Duration) -> Wait {
+        let deadline = tokio::time::Instant::now() + idle;
+        loop {
+            if let Some(state) = self.state() {
+                return state;
+            }
+            // `notify_one` stores a permit when nobody waits, so a push between the check
+            // above and this await is not lost.
+            // Woken without frames (see `wake`) or timed out: report idle either way.
+            let _ = tokio::time::timeout_at(deadline, self.notify.notified()).await;
+            return self.state().unwrap_or(Wait::Idle);
+        }
+    }
+
+    /// Wakes a waiting writer without queuing anything (it then sees [`Wait::Idle`] and
+    /// re-checks its connection).
+    pub(super) fn wake(&self) {
+        self.notify.notify_one();
+        self.condvar.notify_all();
+    }
+
+    /// Blocking wait (thread backend) for frames, closing, or `idle` elapsing.
+    pub(super) fn wait_blocking(&self, idle: Duration) -> Wait {
+        let deadline = std::time::Instant::now() + idle;
+        let mut inner = self.lock();
+        loop {
+            if inner.closed {
+                return Wait::Closed;
+            }
+            if !inner.items.is_empty() {
+                return Wait::Ready;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Wait::Idle;
+            }
+            inner = self
+                .condvar
+                .wait_timeout(inner, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+            // Woken without frames (see `wake`), spuriously or by the timeout: report idle.
+            if !inner.closed && inner.items.is_empty() {
+                return Wait::Idle;
+            }
+        }
+    }
+
+    /// Number of queued messages (not control frames).
+    pub(super) fn msgs(&self) -> usize {
+        self.lock().msgs
+    }
+}
+
+/// Encodes a batch into one contiguous buffer for a single write; returns the number of
+/// `Message` frames in it.
+pub(super) fn encode_batch(batch: &[Outgoing], out: &mut Vec<u8>) -> usize {
+    let mut msgs = 0;
+    for item in batch {
+        encode_frame(out, item.kind, item.stream, &item.payload);
+        msgs += usize::from(item.kind == FrameKind::Message);
+    }
+    msgs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_holds_and_drops_are_refused() {
+        let queue = SendQueue::new(3, 10, 2);
+        for _ in 0..3 {
+            queue.push_message(Bytes::from_static(b"ab")).unwrap();
+        }
+        assert_eq!(queue.push_message(Bytes::from_static(b"ab")), Err(PushError::Full));
+        let queue = SendQueue::new(100, 10, 2);
+        queue.push_message(Bytes::from_static(b"0123456789")).unwrap();
+        assert_eq!(queue.push_message(Bytes::from_static(b"x")), Err(PushError::Full));
+        queue.push_control(FrameKind::SnapshotAck, 1, Bytes::new()).unwrap();
+        queue.push_control(FrameKind::SnapshotAck, 1, Bytes::new()).unwrap();
+        let full = queue.push_control(FrameKind::SnapshotAck, 1, Bytes::new());
+        assert_eq!(full, Err(PushError::Full));
+    }
+
+    #[test]
+    fn batches_respect_the_byte_bound_but_take_one_at_least() {
+        let queue = SendQueue::new(100, 1 << 20, 8);
+        queue.push_message(Bytes::from(vec![0; 100])).unwrap();
+        queue.push_message(Bytes::from(vec![0; 100])).unwrap();
+        let mut batch = Vec::new();
+        assert!(queue.take_batch(&mut batch, 50));
+        assert_eq!(batch.len(), 1);
+        batch.clear();
+        assert!(queue.take_batch(&mut batch, 1 << 20));
+        assert_eq!((batch.len(), queue.msgs()), (1, 0));
+        let mut out = Vec::new();
+        assert_eq!(encode_batch(&batch, &mut out), 1);
+        assert_eq!(out.len(), FRAME_HEADER_BYTES + 100);
+    }
+
+    #[test]
+    fn close_wakes_and_refuses() {
+        let queue = SendQueue::new(4, 100, 4);
+        queue.push_message(Bytes::from_static(b"a")).unwrap();
+        assert_eq!(queue.close(), 1);
+        assert_eq!(queue.wait_blocking(Duration::from_secs(5)), Wait::Closed);
+        assert_eq!(queue.push_message(Bytes::new()), Err(PushError::Closed));
+    }
+}
