@@ -93,10 +93,16 @@ impl TransportConfig {
             return fail("frame_bytes_max", "must be in 1..=1 GiB");
         }
         if self.send_queue_msgs_max == 0 || self.send_queue_bytes_max == 0 {
-            return fail("send_queue_msgs_max", "queues must hold at least one message");
+            return fail(
+                "send_queue_msgs_max",
+                "queues must hold at least one message",
+            );
         }
         if self.write_batch_bytes_max < FRAME_HEADER_BYTES {
-            return fail("write_batch_bytes_max", "must hold at least one frame header");
+            return fail(
+                "write_batch_bytes_max",
+                "must hold at least one frame header",
+            );
         }
         if self.inbox_msgs_max == 0 {
             return fail("inbox_msgs_max", "must be at least 1");
@@ -107,7 +113,10 @@ impl TransportConfig {
         if self.reconnect_backoff_min.is_zero()
             || self.reconnect_backoff_min > self.reconnect_backoff_max
         {
-            return fail("reconnect_backoff_min", "must be > 0 and <= reconnect_backoff_max");
+            return fail(
+                "reconnect_backoff_min",
+                "must be > 0 and <= reconnect_backoff_max",
+            );
         }
         if self.keepalive_interval.is_zero() || self.keepalive_interval >= self.idle_timeout {
             return fail("keepalive_interval", "must be > 0 and < idle_timeout");

@@ -217,7 +217,10 @@ mod tests {
         }
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].payload, Bytes::from_static(b"hello"));
-        assert_eq!((frames[1].kind, frames[1].stream), (FrameKind::SnapshotChunk, 7));
+        assert_eq!(
+            (frames[1].kind, frames[1].stream),
+            (FrameKind::SnapshotChunk, 7)
+        );
         assert_eq!(dec.buffered(), 0);
     }
 
@@ -228,8 +231,17 @@ mod tests {
         header[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
         dec.push(&header);
         let err = dec.next_frame().unwrap_err();
-        assert_eq!(err, FrameError::TooLarge { len: u32::MAX, max: 1024 });
-        assert!(dec.buffer.capacity() < 1 << 20, "no allocation for the claimed length");
+        assert_eq!(
+            err,
+            FrameError::TooLarge {
+                len: u32::MAX,
+                max: 1024
+            }
+        );
+        assert!(
+            dec.buffer.capacity() < 1 << 20,
+            "no allocation for the claimed length"
+        );
     }
 
     #[test]

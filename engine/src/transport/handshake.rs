@@ -84,7 +84,11 @@ impl Hello {
     /// Decodes and checks magic, checksum and version.
     pub(super) fn decode(bytes: &[u8; HANDSHAKE_BYTES]) -> Result<Self, HandshakeError> {
         let u64_at = |at: usize| {
-            u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes inside the array"))
+            u64::from_le_bytes(
+                bytes[at..at + 8]
+                    .try_into()
+                    .expect("8 bytes inside the array"),
+            )
         };
         if bytes[0..4] != MAGIC {
             let magic = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
@@ -183,7 +187,10 @@ mod tests {
     #[test]
     fn accepted_hello_names_the_dialer() {
         let hello = Hello::new(CLUSTER, NodeId(2), NodeId(1)).encode();
-        assert_eq!(check_hello(&hello, CLUSTER, NodeId(1), |_| true), Ok(NodeId(2)));
+        assert_eq!(
+            check_hello(&hello, CLUSTER, NodeId(1), |_| true),
+            Ok(NodeId(2))
+        );
         let reply = Hello::new(CLUSTER, NodeId(1), NodeId(2)).encode();
         assert_eq!(check_reply(&reply, CLUSTER, NodeId(1)), Ok(()));
     }
@@ -194,17 +201,35 @@ mod tests {
         let cases: Vec<(Hello, HandshakeError)> = vec![
             (
                 Hello::new(7, NodeId(2), NodeId(1)),
-                HandshakeError::OtherCluster { theirs: 7, ours: CLUSTER },
+                HandshakeError::OtherCluster {
+                    theirs: 7,
+                    ours: CLUSTER,
+                },
             ),
-            (Hello::new(CLUSTER, NodeId(9), NodeId(1)), HandshakeError::UnknownNode(NodeId(9))),
-            (Hello::new(CLUSTER, NodeId(1), NodeId(1)), HandshakeError::UnknownNode(NodeId(1))),
+            (
+                Hello::new(CLUSTER, NodeId(9), NodeId(1)),
+                HandshakeError::UnknownNode(NodeId(9)),
+            ),
+            (
+                Hello::new(CLUSTER, NodeId(1), NodeId(1)),
+                HandshakeError::UnknownNode(NodeId(1)),
+            ),
             (
                 Hello::new(CLUSTER, NodeId(2), NodeId(3)),
-                HandshakeError::WrongTarget { to: NodeId(3), ours: NodeId(1) },
+                HandshakeError::WrongTarget {
+                    to: NodeId(3),
+                    ours: NodeId(1),
+                },
             ),
             (
-                Hello { version: 9, ..Hello::new(CLUSTER, NodeId(2), NodeId(1)) },
-                HandshakeError::Version { theirs: 9, ours: PROTOCOL_VERSION },
+                Hello {
+                    version: 9,
+                    ..Hello::new(CLUSTER, NodeId(2), NodeId(1))
+                },
+                HandshakeError::Version {
+                    theirs: 9,
+                    ours: PROTOCOL_VERSION,
+                },
             ),
         ];
         for (hello, want) in cases {
@@ -221,7 +246,10 @@ mod tests {
     fn garbage_is_bad_magic_or_checksum() {
         let mut hello = Hello::new(CLUSTER, NodeId(2), NodeId(1)).encode();
         hello[20] ^= 0xff;
-        assert_eq!(check_hello(&hello, CLUSTER, NodeId(1), |_| true), Err(HandshakeError::Checksum));
+        assert_eq!(
+            check_hello(&hello, CLUSTER, NodeId(1), |_| true),
+            Err(HandshakeError::Checksum)
+        );
         let garbage = [b'G'; HANDSHAKE_BYTES];
         assert!(matches!(
             check_hello(&garbage, CLUSTER, NodeId(1), |_| true),

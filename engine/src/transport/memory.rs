@@ -12,8 +12,7 @@ use tokio::sync::mpsc;
 use super::metrics::{Metrics, MetricsSnapshot};
 use super::snapshot::{AckPath, ChunkSink, OutStream, SnapshotReceiver, SnapshotSender};
 use super::{
-    Inbox, Incoming, NodeId, SendError, SnapshotError, Transport, TransportConfig,
-    TransportError,
+    Inbox, Incoming, NodeId, SendError, SnapshotError, Transport, TransportConfig, TransportError,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

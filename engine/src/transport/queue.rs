@@ -77,7 +77,9 @@ impl SendQueue {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding this lock leaves only plain counters behind; keep going.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn notify_writer(&self) {
@@ -274,12 +276,24 @@ mod tests {
         for _ in 0..3 {
             queue.push_message(Bytes::from_static(b"ab")).unwrap();
         }
-        assert_eq!(queue.push_message(Bytes::from_static(b"ab")), Err(PushError::Full));
+        assert_eq!(
+            queue.push_message(Bytes::from_static(b"ab")),
+            Err(PushError::Full)
+        );
         let queue = SendQueue::new(100, 10, 2);
-        queue.push_message(Bytes::from_static(b"0123456789")).unwrap();
-        assert_eq!(queue.push_message(Bytes::from_static(b"x")), Err(PushError::Full));
-        queue.push_control(FrameKind::SnapshotAck, 1, Bytes::new()).unwrap();
-        queue.push_control(FrameKind::SnapshotAck, 1, Bytes::new()).unwrap();
+        queue
+            .push_message(Bytes::from_static(b"0123456789"))
+            .unwrap();
+        assert_eq!(
+            queue.push_message(Bytes::from_static(b"x")),
+            Err(PushError::Full)
+        );
+        queue
+            .push_control(FrameKind::SnapshotAck, 1, Bytes::new())
+            .unwrap();
+        queue
+            .push_control(FrameKind::SnapshotAck, 1, Bytes::new())
+            .unwrap();
         let full = queue.push_control(FrameKind::SnapshotAck, 1, Bytes::new());
         assert_eq!(full, Err(PushError::Full));
     }

@@ -336,7 +336,12 @@ impl Shared {
         handshake::check_reply(reply, self.config.cluster_id, peer)
     }
 
-    pub(super) fn dial_failed(&self, peer: &Peer, addr: SocketAddr, reason: &dyn std::fmt::Display) {
+    pub(super) fn dial_failed(
+        &self,
+        peer: &Peer,
+        addr: SocketAddr,
+        reason: &dyn std::fmt::Display,
+    ) {
         Metrics::inc(&self.metrics.dial_failures);
         tracing::debug!(peer = %peer.id, %addr, %reason, "dial failed");
         self.mark_unreachable(peer.id);
@@ -369,12 +374,13 @@ impl Shared {
         match frame.kind {
             FrameKind::Keepalive => {}
             FrameKind::SnapshotAck => {
-                let bytes: [u8; 4] = frame.payload[..]
-                    .try_into()
-                    .map_err(|_| FrameError::Snapshot {
-                        stream: frame.stream,
-                        reason: "ack without a count",
-                    })?;
+                let bytes: [u8; 4] =
+                    frame.payload[..]
+                        .try_into()
+                        .map_err(|_| FrameError::Snapshot {
+                            stream: frame.stream,
+                            reason: "ack without a count",
+                        })?;
                 let count = u32::from_le_bytes(bytes);
                 if count > self.config.snapshot_chunks_inflight_max {
                     return Err(FrameError::Snapshot {
@@ -480,7 +486,11 @@ impl Shared {
             FrameKind::SnapshotChunk | FrameKind::SnapshotEnd => {
                 let Some(tx) = self.in_streams.get(key) else {
                     // Unknown or already aborted stream: tell the sender (best effort).
-                    let _ = conn.acks.push_control(FrameKind::SnapshotAbort, frame.stream, Bytes::new());
+                    let _ = conn.acks.push_control(
+                        FrameKind::SnapshotAbort,
+                        frame.stream,
+                        Bytes::new(),
+                    );
                     return Ok(None);
                 };
                 let event = if frame.kind == FrameKind::SnapshotEnd {
@@ -521,7 +531,9 @@ impl Shared {
             .insert(key, conn.generation, tx, self.config.snapshot_streams_max)
         {
             tracing::warn!(peer = %conn.from, stream = frame.stream, "too many snapshot streams");
-            let _ = conn.acks.push_control(FrameKind::SnapshotAbort, frame.stream, Bytes::new());
+            let _ = conn
+                .acks
+                .push_control(FrameKind::SnapshotAbort, frame.stream, Bytes::new());
             return None;
         }
         let ack = AckPath::Queue(Arc::clone(&conn.acks));

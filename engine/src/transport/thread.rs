@@ -22,8 +22,8 @@ use super::metrics::MetricsSnapshot;
 use super::queue::{encode_batch, SendQueue, Wait};
 use super::tcp::{lock, Backoff, InboundConn, Peer, Shared, INBOUND_CONNECTIONS_MAX};
 use super::{
-    Inbox, Incoming, NodeId, SendError, SnapshotError, SnapshotSender, Transport,
-    TransportConfig, TransportError,
+    Inbox, Incoming, NodeId, SendError, SnapshotError, SnapshotSender, Transport, TransportConfig,
+    TransportError,
 };
 
 /// Longest sleep of a dialer between checks of whether its peer was removed.
@@ -79,8 +79,10 @@ impl ThreadTransport {
         listen: SocketAddr,
     ) -> Result<(Self, Inbox), TransportError> {
         config.validate()?;
-        let listener =
-            TcpListener::bind(listen).map_err(|source| TransportError::Bind { addr: listen, source })?;
+        let listener = TcpListener::bind(listen).map_err(|source| TransportError::Bind {
+            addr: listen,
+            source,
+        })?;
         let local_addr = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(config.inbox_msgs_max);
         let shared = Arc::new(Shared::new(config, local_addr, tx));
@@ -324,7 +326,12 @@ fn read_inbound(
 
 /// Drains `queue` into coalesced writes until it closes, `dead` is set, or a write fails.
 /// Returns the number of messages lost in a failed write and the reason.
-fn write_loop(shared: &Shared, mut stream: TcpStream, queue: &SendQueue, dead: &AtomicBool) -> (usize, String) {
+fn write_loop(
+    shared: &Shared,
+    mut stream: TcpStream,
+    queue: &SendQueue,
+    dead: &AtomicBool,
+) -> (usize, String) {
     let batch_max = shared.config.write_batch_bytes_max;
     let mut batch = Vec::new();
     let mut buf = Vec::with_capacity(batch_max);
@@ -393,7 +400,10 @@ fn dial_loop(inner: &Arc<Inner>, peer: &Arc<Peer>) {
                 shared.outbound_down(peer, lost, &reason);
             }
             Err(reason) => {
-                if matches!(reason, HandshakeError::Refused(_) | HandshakeError::WrongPeer { .. }) {
+                if matches!(
+                    reason,
+                    HandshakeError::Refused(_) | HandshakeError::WrongPeer { .. }
+                ) {
                     tracing::warn!(peer = %peer.id, %addr, %reason, "handshake refused");
                 }
                 shared.dial_failed(peer, addr, &reason);

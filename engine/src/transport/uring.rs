@@ -22,8 +22,8 @@ use super::metrics::MetricsSnapshot;
 use super::queue::{encode_batch, SendQueue, Wait};
 use super::tcp::{Backoff, InboundConn, Peer, Shared, INBOUND_CONNECTIONS_MAX};
 use super::{
-    Inbox, Incoming, NodeId, SendError, SnapshotError, SnapshotSender, Transport,
-    TransportConfig, TransportError,
+    Inbox, Incoming, NodeId, SendError, SnapshotError, SnapshotSender, Transport, TransportConfig,
+    TransportError,
 };
 
 /// Which TCP backend this host supports.
@@ -227,7 +227,10 @@ fn io_reason(error: &io::Error) -> HandshakeError {
     }
 }
 
-async fn read_hello(stream: &TcpStream, timeout: Duration) -> Result<[u8; HANDSHAKE_BYTES], HandshakeError> {
+async fn read_hello(
+    stream: &TcpStream,
+    timeout: Duration,
+) -> Result<[u8; HANDSHAKE_BYTES], HandshakeError> {
     let read = tokio::time::timeout(timeout, read_exact(stream, HANDSHAKE_BYTES)).await;
     let bytes = read
         .map_err(|_| HandshakeError::Timeout)?
@@ -237,7 +240,11 @@ async fn read_hello(stream: &TcpStream, timeout: Duration) -> Result<[u8; HANDSH
         .map_err(|_| HandshakeError::Io("short handshake".into()))
 }
 
-async fn accept_handshake(shared: &Shared, stream: &TcpStream, remote: SocketAddr) -> Option<NodeId> {
+async fn accept_handshake(
+    shared: &Shared,
+    stream: &TcpStream,
+    remote: SocketAddr,
+) -> Option<NodeId> {
     let timeout = shared.config.handshake_timeout;
     let hello = match read_hello(stream, timeout).await {
         Ok(hello) => hello,
@@ -289,7 +296,11 @@ async fn inbound(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
 }
 
 /// Reads into the decoder's own buffer (no copy); `Ok(0)` at end of stream.
-async fn read_some(stream: &TcpStream, decoder: &mut FrameDecoder, idle: Duration) -> io::Result<usize> {
+async fn read_some(
+    stream: &TcpStream,
+    decoder: &mut FrameDecoder,
+    idle: Duration,
+) -> io::Result<usize> {
     let buf = decoder.take_buffer();
     let (filled, capacity) = (buf.len(), buf.capacity());
     let read = tokio::time::timeout(idle, stream.read(buf.slice(filled..capacity))).await;
@@ -354,7 +365,12 @@ async fn read_inbound(
 
 /// Drains `queue` into coalesced writes until it closes or a write fails. `in_flight` holds
 /// the number of messages in the write under way, so that a cancelled write is counted.
-async fn write_loop(shared: &Shared, stream: &TcpStream, queue: &SendQueue, in_flight: &Cell<usize>) -> String {
+async fn write_loop(
+    shared: &Shared,
+    stream: &TcpStream,
+    queue: &SendQueue,
+    in_flight: &Cell<usize>,
+) -> String {
     let batch_max = shared.config.write_batch_bytes_max;
     let mut batch = Vec::new();
     let mut buf = Vec::with_capacity(batch_max);
@@ -402,7 +418,8 @@ async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
     let mut backoff = Backoff::new(&shared.config, peer.id);
     while !peer.is_removed() {
         let addr = peer.addr();
-        let dialed = tokio::time::timeout(shared.config.handshake_timeout, dial(&shared, &peer, addr)).await;
+        let dialed =
+            tokio::time::timeout(shared.config.handshake_timeout, dial(&shared, &peer, addr)).await;
         match dialed.unwrap_or(Err(HandshakeError::Timeout)) {
             Ok(stream) => {
                 backoff.reset();
@@ -415,7 +432,10 @@ async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
                 shared.outbound_down(&peer, in_flight.get(), &reason);
             }
             Err(reason) => {
-                if matches!(reason, HandshakeError::Refused(_) | HandshakeError::WrongPeer { .. }) {
+                if matches!(
+                    reason,
+                    HandshakeError::Refused(_) | HandshakeError::WrongPeer { .. }
+                ) {
                     tracing::warn!(peer = %peer.id, %addr, %reason, "handshake refused");
                 }
                 shared.dial_failed(&peer, addr, &reason);

@@ -1,0 +1,278 @@
+//! Configuration of one node, validated once at start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::raft::{self, NodeId};
+
+/// Durability of the node's WAL. Named in every output that reports numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// One fdatasync per group commit before anything counts as persisted (the default and
+    /// the only crash-safe mode).
+    #[default]
+    Fdatasync,
+    /// Write without syncing: a power failure loses an arbitrary suffix. Experiments only.
+    NoSync,
+}
+
+impl Durability {
+    /// Short name for reports: `fdatasync` or `nosync`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Fdatasync => "fdatasync",
+            Durability::NoSync => "nosync",
+        }
+    }
+}
+
+/// Configuration of a [`crate::node::Node`]. Build with [`NodeConfig::new`], adjust, and
+/// [`crate::node::Node::start`] validates it.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Identifier of the cluster; peers with another id are refused at the handshake.
+    pub cluster_id: u64,
+    /// The Raft core's configuration; `raft.id` is this node's id.
+    pub raft: raft::Config,
+    /// Address to listen on (port 0 picks a free port; see [`crate::node::Node::local_addr`]).
+    pub listen: SocketAddr,
+    /// Addresses of the other nodes known at start (this node's own id must not appear).
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Voters of the cluster's first configuration. Every node of a cluster, including one
+    /// added later, starts with the same list.
+    pub initial_voters: Vec<NodeId>,
+    /// Directory for the WAL (`wal/`) and snapshots (`snap/`); created if missing.
+    pub data_dir: PathBuf,
+    /// WAL sync policy.
+    pub durability: Durability,
+    /// WAL segment size, bytes.
+    pub wal_segment_bytes: u64,
+    /// Proposals accepted but not yet answered, node-wide. `propose` waits beyond it and
+    /// `try_propose` fails with [`crate::node::NodeError::Busy`]: this bounds the memory an
+    /// overload can take.
+    pub proposals_inflight_max: usize,
+    /// Commands taken from the handle per loop turn: one turn's proposals form one WAL append
+    /// and one AppendEntries per follower.
+    pub batch_commands_max: usize,
+    /// Take a snapshot once this many entries were applied since the last one.
+    pub snapshot_entries_threshold: u64,
+    /// Take a snapshot once this many payload bytes were applied since the last one.
+    pub snapshot_bytes_threshold: u64,
+    /// A read (in particular a follower read whose forward to the leader was lost) fails with
+    /// [`crate::node::NodeError::Timeout`] after this long.
+    pub read_timeout: Duration,
+    /// Chunk size of snapshot streams, bytes.
+    pub snapshot_chunk_bytes: usize,
+}
+
+/// Largest accepted `proposals_inflight_max`: a bound that large is no bound.
+pub const PROPOSALS_INFLIGHT_MAX_LIMIT: usize = 1 << 20;
+
+impl NodeConfig {
+    /// Defaults for node `id` of cluster `cluster_id`, storing its files in `data_dir`.
+    #[must_use]
+    pub fn new(cluster_id: u64, id: NodeId, data_dir: impl Into<PathBuf>) -> Self {
+        NodeConfig {
+            cluster_id,
+            raft: raft::Config::new(id),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            peers: BTreeMap::new(),
+            initial_voters: vec![id],
+            data_dir: data_dir.into(),
+            durability: Durability::Fdatasync,
+            // 64 MiB segments: rotation (one extra fdatasync) is rare.
+            wal_segment_bytes: 64 << 20,
+            // 16 Ki proposals of typically a few hundred bytes: a few MiB at most, and far
+            // more than one fsync's worth of batching.
+            proposals_inflight_max: 16 << 10,
+            batch_commands_max: 4096,
+            snapshot_entries_threshold: 100_000,
+            snapshot_bytes_threshold: 64 << 20,
+            read_timeout: Duration::from_secs(5),
+            snapshot_chunk_bytes: 256 << 10,
+        }
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.raft.id
+    }
+
+    /// Checks every field and the relations between them.
+    ///
+    /// # Errors
+    /// The first problem found, as a [`ConfigError`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.raft.validate().map_err(ConfigError::Raft)?;
+        let id = self.id();
+        if self.initial_voters.is_empty() || self.initial_voters.contains(&NodeId(0)) {
+            return Err(ConfigError::InitialVoters);
+        }
+        for (peer, addr) in &self.peers {
+            if *peer == id || peer.0 == 0 {
+                return Err(ConfigError::Peer { id: *peer });
+            }
+            if addr.port() == 0 || addr.ip().is_unspecified() {
+                return Err(ConfigError::PeerAddress {
+                    id: *peer,
+                    addr: *addr,
+                });
+            }
+        }
+        let zero = |field: &'static str, v: u64| (v == 0).then_some(ConfigError::Zero { field });
+        let checks = [
+            zero("proposals_inflight_max", self.proposals_inflight_max as u64),
+            zero("batch_commands_max", self.batch_commands_max as u64),
+            zero(
+                "snapshot_entries_threshold",
+                self.snapshot_entries_threshold,
+            ),
+            zero("snapshot_bytes_threshold", self.snapshot_bytes_threshold),
+            zero("snapshot_chunk_bytes", self.snapshot_chunk_bytes as u64),
+            zero("read_timeout", u64::from(!self.read_timeout.is_zero())),
+        ];
+        if let Some(e) = checks.into_iter().flatten().next() {
+            return Err(e);
+        }
+        if self.proposals_inflight_max > PROPOSALS_INFLIGHT_MAX_LIMIT {
+            return Err(ConfigError::TooLarge {
+                field: "proposals_inflight_max",
+                max: PROPOSALS_INFLIGHT_MAX_LIMIT as u64,
+            });
+        }
+        if self.data_dir.as_os_str().is_empty() || self.data_dir.is_file() {
+            return Err(ConfigError::DataDir {
+                path: self.data_dir.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The Raft core's configuration (timeouts, drift bound, windows) is invalid.
+    #[error("raft: {0}")]
+    Raft(#[source] raft::ConfigError),
+    /// `initial_voters` is empty or holds node 0.
+    #[error("initial_voters must be non-empty and must not contain node 0")]
+    InitialVoters,
+    /// A peer is this node itself or node 0.
+    #[error("invalid peer id {id}")]
+    Peer {
+        /// The peer.
+        id: NodeId,
+    },
+    /// A peer's address cannot be dialed.
+    #[error("peer {id} has an undialable address {addr}")]
+    PeerAddress {
+        /// The peer.
+        id: NodeId,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// A limit that must be positive is zero.
+    #[error("{field} must be > 0")]
+    Zero {
+        /// The field.
+        field: &'static str,
+    },
+    /// A limit is above its ceiling.
+    #[error("{field} must be <= {max}")]
+    TooLarge {
+        /// The field.
+        field: &'static str,
+        /// The ceiling.
+        max: u64,
+    },
+    /// The data directory is empty or names a file.
+    #[error("invalid data directory {path:?}")]
+    DataDir {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> NodeConfig {
+        NodeConfig::new(7, NodeId(1), "/tmp/ringraft-config-test")
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(cfg().validate(), Ok(()));
+    }
+
+    type Mutate = Box<dyn Fn(&mut NodeConfig)>;
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(Mutate, ConfigError)> = vec![
+            (
+                Box::new(|c| c.initial_voters.clear()),
+                ConfigError::InitialVoters,
+            ),
+            (
+                Box::new(|c| {
+                    c.peers
+                        .insert(NodeId(1), "127.0.0.1:1".parse().expect("addr"));
+                }),
+                ConfigError::Peer { id: NodeId(1) },
+            ),
+            (
+                Box::new(|c| {
+                    c.peers
+                        .insert(NodeId(2), "0.0.0.0:5".parse().expect("addr"));
+                }),
+                ConfigError::PeerAddress {
+                    id: NodeId(2),
+                    addr: "0.0.0.0:5".parse().expect("addr"),
+                },
+            ),
+            (
+                Box::new(|c| c.proposals_inflight_max = 0),
+                ConfigError::Zero {
+                    field: "proposals_inflight_max",
+                },
+            ),
+            (
+                Box::new(|c| c.read_timeout = Duration::ZERO),
+                ConfigError::Zero {
+                    field: "read_timeout",
+                },
+            ),
+            (
+                Box::new(|c| c.data_dir = PathBuf::new()),
+                ConfigError::DataDir {
+                    path: PathBuf::new(),
+                },
+            ),
+            (
+                Box::new(|c| c.raft.max_clock_drift_ppm = 1_000_000),
+                ConfigError::Raft(raft::ConfigError::ClockDrift { ppm: 1_000_000 }),
+            ),
+            (
+                Box::new(|c| c.raft.heartbeat_ticks = 50),
+                ConfigError::Raft(raft::ConfigError::ElectionTicks {
+                    heartbeat: 50,
+                    min: 10,
+                    max: 20,
+                }),
+            ),
+        ];
+        for (mutate, want) in cases {
+            let mut c = cfg();
+            mutate(&mut c);
+            assert_eq!(c.validate(), Err(want));
+        }
+    }
+}

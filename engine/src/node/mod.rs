@@ -1,0 +1,338 @@
+//! The node runtime: drives the Raft core with the WAL, the TCP transport and the
+//! application's [`StateMachine`] on one OS thread, behind a [`NodeHandle`] usable from any
+//! thread or async runtime.
+//!
+//! # Embedding
+//!
+//! ```
+//! use std::time::Duration;
+//! use ringraft::kv::{KvCommand, KvStateMachine};
+//! use ringraft::node::{block_on, Node, NodeConfig};
+//! use ringraft::raft::{NodeId, ReadMode};
+//!
+//! let dir = tempfile::tempdir()?;
+//! // A one-node cluster; add `config.peers` and `config.initial_voters` for more.
+//! let config = NodeConfig::new(/* cluster id */ 7, NodeId(1), dir.path());
+//! let node = Node::start(config, KvStateMachine::default())?;
+//! node.wait_for_leader(Duration::from_secs(10))?;
+//!
+//! let handle = node.handle(); // Send + Sync + Clone: give it to any thread or runtime
+//! block_on(async {
+//!     // Completes once the write is durable on a majority and applied.
+//!     let put = handle.propose(KvCommand::set("hello", "world").encode()).await?;
+//!     println!("written at index {}", put.index);
+//!     // A linearizable read, served from the leader's lease.
+//!     let value = handle.read(ReadMode::Lease, |kv: &KvStateMachine| kv.get(b"hello")).await?;
+//!     assert_eq!(value.as_deref(), Some(&b"world"[..]));
+//!     Ok::<_, ringraft::node::NodeError>(())
+//! })?;
+//! node.shutdown(); // flushes the WAL: the log reopens without repair
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Module layout
+//! - `config`: [`NodeConfig`] and its validation; `error`: [`NodeError`], [`StartError`];
+//! - `state_machine`: the [`StateMachine`] trait; `handle`: [`NodeHandle`] and requests;
+//! - `runtime`: the event loop (write path, apply, reads, snapshots);
+//! - `storage`: the WAL adapter and restart path; `snapshot`: snapshot files;
+//! - `codec`: the wire encoding of Raft messages; `metrics`: counters and histograms.
+
+mod block_on;
+pub mod codec;
+mod config;
+mod error;
+mod handle;
+mod metrics;
+mod runtime;
+mod snapshot;
+mod state_machine;
+mod storage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant as StdInstant};
+
+use tokio::sync::{mpsc, Semaphore};
+
+pub use self::block_on::block_on;
+pub use self::config::{ConfigError, Durability, NodeConfig, PROPOSALS_INFLIGHT_MAX_LIMIT};
+pub use self::error::{NodeError, StartError};
+pub use self::handle::{FollowerStatus, NodeHandle, NodeStatus, Proposed};
+pub use self::metrics::{CounterSnapshot, LatencySummary, MetricsSnapshot};
+pub use self::state_machine::{Command, StateMachine};
+
+use self::handle::{Shared, STOP_ABRUPT, STOP_GRACEFUL};
+use self::metrics::Metrics;
+use self::runtime::{LoopState, Runner, EVENTS_MAX};
+use crate::raft::{Instant, LogIndex, RawNode, Role};
+use crate::transport::{
+    Backend, Inbox, ThreadTransport, Transport, TransportConfig, UringTransport,
+};
+
+/// A running node: owns its thread. Dropping it shuts the node down cleanly.
+pub struct Node<S: StateMachine> {
+    handle: NodeHandle<S>,
+    local_addr: SocketAddr,
+    backend: Backend,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<S: StateMachine> std::fmt::Debug for Node<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.handle.id)
+            .field("local_addr", &self.local_addr)
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+type Started = Result<SocketAddr, StartError>;
+
+impl<S: StateMachine> Node<S> {
+    /// Validates `config`, recovers the node's state from its data directory (WAL and latest
+    /// snapshot), and starts its thread: a tokio-uring runtime with the io_uring TCP
+    /// transport, or, where io_uring is unavailable, a current-thread tokio runtime with the
+    /// thread-based TCP transport (a warning says so once per process).
+    ///
+    /// # Errors
+    /// [`StartError`]: invalid configuration, WAL or snapshot recovery failure, bind failure.
+    pub fn start(config: NodeConfig, state_machine: S) -> Result<Self, StartError> {
+        config.validate()?;
+        std::fs::create_dir_all(config.data_dir.join("wal"))?;
+        std::fs::create_dir_all(config.data_dir.join("snap"))?;
+        let metrics = Arc::new(Metrics::new(config.durability));
+        let shared = Arc::new(Shared::new(Arc::clone(&metrics)));
+        let (tx, rx) = mpsc::channel(config.batch_commands_max);
+        let handle = NodeHandle {
+            tx,
+            permits: Arc::new(Semaphore::new(config.proposals_inflight_max)),
+            shared: Arc::clone(&shared),
+            id: config.id(),
+        };
+        let backend = Backend::detect();
+        let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<Started>(1);
+        let name = format!("ringraft-node-{}", config.id());
+        let thread = std::thread::Builder::new().name(name).spawn(move || {
+            let boot = Boot {
+                config,
+                sm: state_machine,
+                rx,
+                shared: Arc::clone(&shared),
+                metrics,
+                backend,
+            };
+            match backend {
+                Backend::Uring => match tokio_uring::Runtime::new(&tokio_uring::builder()) {
+                    Ok(rt) => rt.block_on(boot.run(started_tx)),
+                    Err(e) => {
+                        let _ = started_tx.send(Err(StartError::Io(e)));
+                    }
+                },
+                Backend::Thread => match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(boot.run(started_tx)),
+                    Err(e) => {
+                        let _ = started_tx.send(Err(StartError::Io(e)));
+                    }
+                },
+            }
+            shared.stopped.send_replace(true);
+        })?;
+        let local_addr = match started_rx.recv() {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(StartError::Recovery("node thread died at start".into()));
+            }
+        };
+        Ok(Node {
+            handle,
+            local_addr,
+            backend,
+            thread: Some(thread),
+        })
+    }
+
+    /// A handle on the node.
+    #[must_use]
+    pub fn handle(&self) -> NodeHandle<S> {
+        self.handle.clone()
+    }
+
+    /// The address the node listens on (resolves port 0).
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Whether the node runs on io_uring (`true`) or on the fallback runtime and transport.
+    #[must_use]
+    pub fn uses_io_uring(&self) -> bool {
+        self.backend == Backend::Uring
+    }
+
+    /// Blocks until some node is known as leader (by this node), and returns it.
+    ///
+    /// # Errors
+    /// [`NodeError::Timeout`] after `timeout`, or [`NodeError::Stopped`].
+    pub fn wait_for_leader(&self, timeout: Duration) -> Result<crate::raft::NodeId, NodeError> {
+        let deadline = StdInstant::now() + timeout;
+        loop {
+            let st = block_on(self.handle.status())?;
+            if let Some(leader) = st.leader {
+                if leader != st.id || st.role == Role::Leader {
+                    return Ok(leader);
+                }
+            }
+            if StdInstant::now() >= deadline {
+                return Err(NodeError::Timeout);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Stops the node cleanly and waits for its thread: the WAL is flushed and closed.
+    pub fn shutdown(mut self) {
+        self.stop(STOP_GRACEFUL);
+    }
+
+    /// Stops the node abruptly, as close to a crash as a process can get for one of its
+    /// threads: no final flush, pending requests fail, connections drop. What the WAL had
+    /// not synced may or may not survive; the log still reopens (torn tails are cut).
+    pub fn kill(mut self) {
+        self.stop(STOP_ABRUPT);
+    }
+
+    fn stop(&mut self, how: u8) {
+        if let Some(t) = self.thread.take() {
+            self.handle.shared.request_stop(how);
+            let _ = t.join();
+        }
+    }
+}
+
+impl<S: StateMachine> Drop for Node<S> {
+    fn drop(&mut self) {
+        self.stop(STOP_GRACEFUL);
+    }
+}
+
+/// What the node thread starts from.
+struct Boot<S> {
+    config: NodeConfig,
+    sm: S,
+    rx: mpsc::Receiver<handle::Request<S>>,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    backend: Backend,
+}
+
+impl<S: StateMachine> Boot<S> {
+    async fn run(self, started: std::sync::mpsc::SyncSender<Started>) {
+        match self.build() {
+            Ok((runner, addr)) => {
+                let _ = started.send(Ok(addr));
+                runner.run().await;
+            }
+            Err(e) => {
+                let _ = started.send(Err(e));
+            }
+        }
+    }
+
+    fn start_transport(
+        config: &NodeConfig,
+        backend: Backend,
+    ) -> Result<(Box<dyn Transport>, Inbox, SocketAddr), StartError> {
+        let mut tc = TransportConfig::new(config.cluster_id, config.id());
+        tc.seed ^= config.id().0;
+        let listen = config.listen;
+        Ok(match backend {
+            Backend::Uring => {
+                let (t, inbox) = UringTransport::start(tc, listen)?;
+                let addr = t.local_addr();
+                (Box::new(t), inbox, addr)
+            }
+            Backend::Thread => {
+                let (t, inbox) = ThreadTransport::start(tc, listen)?;
+                let addr = t.local_addr();
+                (Box::new(t), inbox, addr)
+            }
+        })
+    }
+
+    fn build(self) -> Result<(Runner<S>, SocketAddr), StartError> {
+        let mut sm = self.sm;
+        let cfg = &self.config;
+        let wal = ringraft_wal::Wal::open(
+            cfg.data_dir.join("wal"),
+            ringraft_wal::Config {
+                segment_bytes: cfg.wal_segment_bytes,
+                durability: match cfg.durability {
+                    Durability::Fdatasync => ringraft_wal::Durability::Fdatasync,
+                    Durability::NoSync => ringraft_wal::Durability::NoSync,
+                },
+                ..ringraft_wal::Config::default()
+            },
+        )?;
+        let stored = storage::load(&wal, &cfg.initial_voters).map_err(StartError::Recovery)?;
+        let snap_dir = cfg.data_dir.join("snap");
+        let snapshot_index = stored.initial.snapshot.index;
+        let mut peers = cfg.peers.clone();
+        if snapshot_index > LogIndex(0) {
+            let path = snap_dir.join(snapshot::file_name(snapshot_index));
+            let (header, mut data) = snapshot::open(&path)?;
+            if header.meta != stored.initial.snapshot {
+                return Err(StartError::Recovery(format!(
+                    "snapshot file {path:?} does not match the WAL's snapshot metadata"
+                )));
+            }
+            sm.restore(&mut data)?;
+            for (id, addr) in header.peers {
+                peers.entry(id).or_insert(addr);
+            }
+        }
+        snapshot::prune(&snap_dir, snapshot_index)?;
+        peers.remove(&cfg.id());
+        let clock = StdInstant::now();
+        let seed = cfg.id().0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ u64::try_from(std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos()))
+                .unwrap_or(0);
+        let raw = RawNode::new(cfg.raft.clone(), stored.initial, seed, Instant(0))
+            .map_err(|e| StartError::Recovery(e.to_string()))?;
+        let (transport, inbox, addr) = Self::start_transport(&self.config, self.backend)?;
+        for (id, a) in &peers {
+            transport.add_peer(*id, *a)?;
+        }
+        let (events_tx, events_rx) = mpsc::channel(EVENTS_MAX);
+        let runner = Runner {
+            raw,
+            sm,
+            wal,
+            transport,
+            inbox,
+            rx: self.rx,
+            shared: self.shared,
+            metrics: self.metrics,
+            config: self.config,
+            clock,
+            snap_dir,
+            events_tx,
+            events_rx,
+            wal_next: stored.wal_next,
+            peers,
+            applied: snapshot_index,
+            snapshot_index,
+            state: LoopState::default(),
+        };
+        Ok((runner, addr))
+    }
+}
