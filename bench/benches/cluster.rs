@@ -4,6 +4,8 @@
 //!
 //! Run: `CARGO_TARGET_DIR=... cargo bench -p ringraft-bench --bench cluster`
 //! (`RINGRAFT_BENCH_NOSYNC=1` adds the no-sync groups, for comparison only).
+// criterion_group! generates undocumented items.
+#![allow(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};

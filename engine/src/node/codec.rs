@@ -258,7 +258,7 @@ fn decode_body(r: &mut Reader<'_>, tag: u8, offset: usize) -> Result<MessageBody
             MessageBody::AppendEntries {
                 prev_index,
                 prev_term,
-                entries,
+                entries: entries.into(),
                 commit,
                 round,
             }
@@ -452,7 +452,7 @@ mod tests {
                 |(pi, pt, entries, c, r)| MessageBody::AppendEntries {
                     prev_index: LogIndex(pi),
                     prev_term: Term(pt),
-                    entries,
+                    entries: entries.into(),
                     commit: LogIndex(c),
                     round: r,
                 }
@@ -543,7 +543,7 @@ mod tests {
             body: MessageBody::AppendEntries {
                 prev_index: LogIndex(0),
                 prev_term: Term(0),
-                entries: vec![],
+                entries: Vec::new().into(),
                 commit: LogIndex(0),
                 round: 0,
             },

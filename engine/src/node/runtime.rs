@@ -335,7 +335,7 @@ impl<S: StateMachine> Runner<S> {
             messages: rd.persisted_messages,
         });
         if !rd.committed_entries.is_empty() {
-            self.apply(rd.committed_entries)?;
+            self.apply(&rd.committed_entries)?;
         }
         for rs in rd.read_states {
             if let Some(r) = self.state.reads.remove(&rs.id) {
@@ -382,7 +382,7 @@ impl<S: StateMachine> Runner<S> {
 
     /// Applies committed entries: commands in one batch to the state machine, address
     /// announcements to the transport, membership changes through the core.
-    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), Fatal> {
+    fn apply(&mut self, entries: &[Entry]) -> Result<(), Fatal> {
         let last = entries
             .last()
             .map(|e| e.index)
