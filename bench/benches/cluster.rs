@@ -21,6 +21,8 @@ use ringraft::raft::{NodeId, Role};
 
 const PAYLOAD_BYTES: usize = 256;
 const CONCURRENCY: [usize; 3] = [1, 16, 256];
+/// Highest latency recorded (60 s); longer samples are clamped.
+const LATENCY_MICROS_MAX: u64 = 60_000_000;
 
 struct Bench {
     nodes: Vec<Node<KvStateMachine>>,
@@ -96,7 +98,8 @@ fn run(
                 let share =
                     total / proposers as u64 + u64::from((p as u64) < total % proposers as u64);
                 tokio::spawn(async move {
-                    let mut local = Histogram::<u64>::new(3).expect("histogram");
+                    let mut local = Histogram::<u64>::new_with_bounds(1, LATENCY_MICROS_MAX, 3)
+                        .expect("histogram");
                     for i in 0..share {
                         let key = format!("p{p:04}-{:08}", i % 4096);
                         let cmd = KvCommand::set(key, value.clone()).encode();
@@ -126,7 +129,9 @@ fn bench_durability(c: &mut Criterion, durability: Durability) {
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(5));
     for proposers in CONCURRENCY {
-        let hist = Arc::new(Mutex::new(Histogram::<u64>::new(3).expect("histogram")));
+        let hist = Arc::new(Mutex::new(
+            Histogram::<u64>::new_with_bounds(1, LATENCY_MICROS_MAX, 3).expect("histogram"),
+        ));
         group.bench_with_input(
             BenchmarkId::new("proposers", proposers),
             &proposers,

@@ -336,3 +336,74 @@ impl<S: StateMachine> Boot<S> {
         Ok((runner, addr))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{KvCommand, KvStateMachine};
+    use crate::raft::{NodeId, ReadMode};
+
+    fn start(dir: &std::path::Path, tweak: impl FnOnce(&mut NodeConfig)) -> Node<KvStateMachine> {
+        let mut cfg = NodeConfig::new(3, NodeId(1), dir);
+        tweak(&mut cfg);
+        let node = Node::start(cfg, KvStateMachine::default()).expect("start");
+        node.wait_for_leader(Duration::from_secs(20))
+            .expect("leader");
+        node
+    }
+
+    fn set(h: &NodeHandle<KvStateMachine>, i: u32) -> LogIndex {
+        let cmd = KvCommand::set(format!("k{i}"), format!("v{i}")).encode();
+        block_on(h.propose(cmd)).expect("propose").index
+    }
+
+    #[test]
+    fn clean_shutdown_leaves_a_log_that_reopens_without_repair() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = start(dir.path(), |_| {});
+        let mut last = LogIndex(0);
+        for i in 0..20 {
+            last = set(&node.handle(), i);
+        }
+        node.shutdown();
+        let cfg = ringraft_wal::Config {
+            recovery: ringraft_wal::RecoveryMode::Strict,
+            ..ringraft_wal::Config::default()
+        };
+        let wal = ringraft_wal::Wal::open(dir.path().join("wal"), cfg).expect("strict reopen");
+        assert!(wal.last_index() >= last.0);
+        assert!(wal.hard_state().is_some_and(|h| h.commit >= last.0));
+    }
+
+    #[test]
+    fn restart_replays_the_log_after_the_latest_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = start(dir.path(), |c| c.snapshot_entries_threshold = 8);
+        let h = node.handle();
+        for i in 0..30 {
+            set(&h, i);
+        }
+        let st = block_on(h.status()).expect("status");
+        assert!(
+            st.snapshot_index > LogIndex(0),
+            "threshold snapshots were taken"
+        );
+        assert!(h.metrics().counters.snapshots_taken >= 1);
+        node.shutdown();
+        let node = start(dir.path(), |c| c.snapshot_entries_threshold = 8);
+        let h = node.handle();
+        let all =
+            block_on(h.read(ReadMode::ReadIndex, |kv: &KvStateMachine| kv.len())).expect("read");
+        assert_eq!(all, 30);
+        node.kill();
+    }
+
+    #[test]
+    fn invalid_configuration_is_refused_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = NodeConfig::new(3, NodeId(1), dir.path());
+        cfg.raft.election_ticks_max = cfg.raft.election_ticks_min;
+        let err = Node::start(cfg, KvStateMachine::default()).expect_err("invalid");
+        assert!(matches!(err, StartError::Config(ConfigError::Raft(_))));
+    }
+}

@@ -192,13 +192,12 @@ impl<S: StateMachine> Runner<S> {
     /// Runs until shutdown or a fatal error; then releases everything.
     pub(crate) async fn run(mut self) {
         let tick = Duration::from_nanos(self.config.raft.tick_nanos);
-        let mut ticker = tokio::time::interval(tick);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_tick = tokio::time::Instant::now() + tick;
         let result = loop {
             if self.shared.stop.load(Ordering::Acquire) != STOP_NONE {
                 break Ok(());
             }
-            if let Err(e) = self.turn(&mut ticker).await {
+            if let Err(e) = self.turn(&mut next_tick, tick).await {
                 break Err(e);
             }
         };
@@ -206,7 +205,12 @@ impl<S: StateMachine> Runner<S> {
         self.stop(result, abrupt);
     }
 
-    async fn turn(&mut self, ticker: &mut tokio::time::Interval) -> Result<(), Fatal> {
+    async fn turn(
+        &mut self,
+        next_tick: &mut tokio::time::Instant,
+        tick: Duration,
+    ) -> Result<(), Fatal> {
+        let deadline = *next_tick;
         let st = &mut self.state;
         tokio::select! {
             biased;
@@ -221,9 +225,17 @@ impl<S: StateMachine> Runner<S> {
                 None => self.state.inbox_closed = true,
             },
             ev = self.events_rx.recv() => if let Some(ev) = ev { self.on_event(ev)? },
-            _ = ticker.tick() => self.on_tick(),
+            () = tokio::time::sleep_until(deadline) => {}
         }
         self.drain()?;
+        // Ticks are checked on every turn, not only when the timer branch wins: a steady
+        // stream of requests or messages must not starve heartbeats and elections.
+        let now = tokio::time::Instant::now();
+        if now >= *next_tick {
+            self.on_tick();
+            // After a stall, resume the cadence from now rather than firing a burst.
+            *next_tick = (*next_tick + tick).max(now);
+        }
         self.process_readies()
     }
 
@@ -616,12 +628,7 @@ impl<S: StateMachine> Runner<S> {
         permit: OwnedSemaphorePermit,
         at: StdInstant,
     ) {
-        if self.state.role != Role::Leader {
-            Metrics::inc(&self.metrics.counters.proposals_failed, 1);
-            let leader = self.state.leader;
-            let _ = reply.send(Err(NodeError::NotLeader { leader }));
-            return;
-        }
+        // The core decides (its role may have changed since the last Ready was handled).
         match self.raw.propose(storage::command_data(TAG_COMMAND, data)) {
             Ok(index) => {
                 let term = self
@@ -640,11 +647,7 @@ impl<S: StateMachine> Runner<S> {
             }
             Err(e) => {
                 Metrics::inc(&self.metrics.counters.proposals_failed, 1);
-                let e = match e {
-                    ProposeError::NotLeader { leader } => NodeError::NotLeader { leader },
-                    e => NodeError::Propose(e),
-                };
-                let _ = reply.send(Err(e));
+                let _ = reply.send(Err(propose_error(e)));
             }
         }
     }
@@ -655,26 +658,18 @@ impl<S: StateMachine> Runner<S> {
         announce: Option<(NodeId, SocketAddr)>,
         reply: Reply<LogIndex>,
     ) {
-        if self.state.role != Role::Leader {
-            let leader = self.state.leader;
-            let _ = reply.send(Err(NodeError::NotLeader { leader }));
-            return;
-        }
         // The address is committed before the change, so that every node (including a
         // future leader) can reach the new member once the change applies.
         if let Some((id, addr)) = announce {
             if let Err(e) = self.raw.propose(storage::peer_addr_data(id, addr)) {
-                let _ = reply.send(Err(NodeError::Propose(e)));
+                let _ = reply.send(Err(propose_error(e)));
                 return;
             }
         }
         match self.raw.propose_conf_change(change) {
             Ok(index) => self.state.conf_waiters.push((index, reply)),
-            Err(ProposeError::ConfChange(e)) => {
-                let _ = reply.send(Err(NodeError::ConfChange(e)));
-            }
             Err(e) => {
-                let _ = reply.send(Err(NodeError::Propose(e)));
+                let _ = reply.send(Err(propose_error(e)));
             }
         }
     }
@@ -824,6 +819,14 @@ impl<S: StateMachine> Runner<S> {
                 tracing::error!(error = %e, "final wal flush failed");
             }
         }
+    }
+}
+
+fn propose_error(e: ProposeError) -> NodeError {
+    match e {
+        ProposeError::NotLeader { leader } => NodeError::NotLeader { leader },
+        ProposeError::ConfChange(e) => NodeError::ConfChange(e),
+        e => NodeError::Propose(e),
     }
 }
 
