@@ -35,10 +35,10 @@
 //! - `state_machine`: the [`StateMachine`] trait; `handle`: [`NodeHandle`] and requests;
 //! - `runtime`: the event loop (write path, apply, reads, snapshots);
 //! - `storage`: the WAL adapter and restart path; `snapshot`: snapshot files;
-//! - `codec`: the wire encoding of Raft messages; `metrics`: counters and histograms.
+//! - `metrics`: counters and histograms. Messages go on the wire with
+//!   [`crate::transport::codec`].
 
 mod block_on;
-pub mod codec;
 mod config;
 mod error;
 mod handle;
@@ -67,14 +67,14 @@ use self::metrics::Metrics;
 use self::runtime::{LoopState, Runner, EVENTS_MAX};
 use crate::raft::{Instant, LogIndex, RawNode, Role};
 use crate::transport::{
-    Backend, Inbox, ThreadTransport, Transport, TransportConfig, UringTransport,
+    Inbox, TcpBackend, ThreadTransport, Transport, TransportConfig, UringTransport,
 };
 
 /// A running node: owns its thread. Dropping it shuts the node down cleanly.
 pub struct Node<S: StateMachine> {
     handle: NodeHandle<S>,
     local_addr: SocketAddr,
-    backend: Backend,
+    backend: TcpBackend,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -111,7 +111,7 @@ impl<S: StateMachine> Node<S> {
             shared: Arc::clone(&shared),
             id: config.id(),
         };
-        let backend = Backend::detect();
+        let backend = TcpBackend::detect();
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<Started>(1);
         let name = format!("ringraft-node-{}", config.id());
         let thread = std::thread::Builder::new().name(name).spawn(move || {
@@ -124,13 +124,13 @@ impl<S: StateMachine> Node<S> {
                 backend,
             };
             match backend {
-                Backend::Uring => match tokio_uring::Runtime::new(&tokio_uring::builder()) {
+                TcpBackend::Uring => match tokio_uring::Runtime::new(&tokio_uring::builder()) {
                     Ok(rt) => rt.block_on(boot.run(started_tx)),
                     Err(e) => {
                         let _ = started_tx.send(Err(StartError::Io(e)));
                     }
                 },
-                Backend::Thread => match tokio::runtime::Builder::new_current_thread()
+                TcpBackend::Thread => match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                 {
@@ -176,7 +176,7 @@ impl<S: StateMachine> Node<S> {
     /// Whether the node runs on io_uring (`true`) or on the fallback runtime and transport.
     #[must_use]
     pub fn uses_io_uring(&self) -> bool {
-        self.backend == Backend::Uring
+        self.backend == TcpBackend::Uring
     }
 
     /// Blocks until some node is known as leader (by this node), and returns it.
@@ -232,7 +232,7 @@ struct Boot<S> {
     rx: mpsc::Receiver<handle::Request<S>>,
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
-    backend: Backend,
+    backend: TcpBackend,
 }
 
 impl<S: StateMachine> Boot<S> {
@@ -250,18 +250,18 @@ impl<S: StateMachine> Boot<S> {
 
     fn start_transport(
         config: &NodeConfig,
-        backend: Backend,
+        backend: TcpBackend,
     ) -> Result<(Box<dyn Transport>, Inbox, SocketAddr), StartError> {
         let mut tc = TransportConfig::new(config.cluster_id, config.id());
         tc.seed ^= config.id().0;
         let listen = config.listen;
         Ok(match backend {
-            Backend::Uring => {
+            TcpBackend::Uring => {
                 let (t, inbox) = UringTransport::start(tc, listen)?;
                 let addr = t.local_addr();
                 (Box::new(t), inbox, addr)
             }
-            Backend::Thread => {
+            TcpBackend::Thread => {
                 let (t, inbox) = ThreadTransport::start(tc, listen)?;
                 let addr = t.local_addr();
                 (Box::new(t), inbox, addr)

@@ -30,11 +30,12 @@ use crate::node::handle::{
 };
 use crate::node::metrics::Metrics;
 use crate::node::storage::{self, TAG_COMMAND, TAG_PEER_ADDR};
-use crate::node::{codec, snapshot, Command, NodeConfig, NodeError, StateMachine};
+use crate::node::{snapshot, Command, NodeConfig, NodeError, StateMachine};
 use crate::raft::{
     Entry, EntryKind, Instant, LogIndex, Message, MessageBody, NodeId, ProposeError, RawNode,
     ReadId, Ready, Role, SnapshotMeta,
 };
+use crate::transport::codec;
 use crate::transport::{Inbox, Incoming, SnapshotReceiver, Transport};
 
 /// Messages taken from the inbox per loop turn before the Readys are processed, so that a
@@ -532,9 +533,15 @@ impl<S: StateMachine> Runner<S> {
             self.send_snapshot(m);
             return;
         }
-        Metrics::inc(&self.metrics.counters.messages_sent, 1);
-        // Loss is fine (Raft retransmits); unreachable peers are reported on the next tick.
-        let _ = self.transport.send(m.to, codec::encode(&m));
+        match codec::encode(&m) {
+            Ok(payload) => {
+                Metrics::inc(&self.metrics.counters.messages_sent, 1);
+                // Loss is fine (Raft retransmits); unreachable peers are reported on the
+                // next tick.
+                let _ = self.transport.send(m.to, payload);
+            }
+            Err(e) => tracing::error!(to = %m.to, error = %e, "message cannot be encoded"),
+        }
     }
 
     fn on_tick(&mut self) {
@@ -708,20 +715,15 @@ impl<S: StateMachine> Runner<S> {
 
     fn on_incoming(&mut self, inc: Incoming) {
         match inc {
-            Incoming::Message { from, payload } => self.on_message(from, &payload),
+            Incoming::Message { from, payload } => self.on_message(from, payload),
             Incoming::Snapshot(rx) => self.receive_snapshot(rx),
         }
     }
 
-    fn on_message(&mut self, from: NodeId, payload: &Bytes) {
+    fn on_message(&mut self, from: NodeId, payload: Bytes) {
         let me = self.config.id();
-        let msg = match codec::decode(payload) {
-            Ok(m) if m.from == from && m.to == me => m,
-            Ok(m) => {
-                tracing::warn!(%from, claimed = %m.from, to = %m.to, "message with wrong addresses");
-                Metrics::inc(&self.metrics.counters.messages_rejected, 1);
-                return;
-            }
+        let msg = match codec::decode_from(from, me, payload) {
+            Ok(m) => m,
             Err(e) => {
                 tracing::warn!(%from, error = %e, "undecodable message");
                 Metrics::inc(&self.metrics.counters.messages_rejected, 1);
@@ -764,13 +766,15 @@ impl<S: StateMachine> Runner<S> {
     /// Steps an InstallSnapshot whose data arrived complete and verified.
     fn step_snapshot(&mut self, from: NodeId, header: &Bytes, path: PathBuf) {
         let me = self.config.id();
-        let verified = codec::decode(header).ok().and_then(|m| match &m.body {
-            MessageBody::InstallSnapshot { meta, .. } if m.from == from && m.to == me => {
-                let (h, _) = snapshot::open(&path).ok()?;
-                (h.meta == *meta).then_some(m)
-            }
-            _ => None,
-        });
+        let verified = codec::decode(header.clone())
+            .ok()
+            .and_then(|m| match &m.body {
+                MessageBody::InstallSnapshot { meta, .. } if m.from == from && m.to == me => {
+                    let (h, _) = snapshot::open(&path).ok()?;
+                    (h.meta == *meta).then_some(m)
+                }
+                _ => None,
+            });
         let Some(msg) = verified else {
             Metrics::inc(&self.metrics.counters.messages_rejected, 1);
             let _ = std::fs::remove_file(&path);
@@ -931,7 +935,16 @@ impl<S: StateMachine> Runner<S> {
                 return;
             }
         };
-        let sender = match self.transport.start_snapshot(to, codec::encode(&m)) {
+        let header = match codec::encode(&m) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(%to, error = %e, "snapshot header cannot be encoded");
+                self.state.sending.remove(&to);
+                self.raw.report_snapshot(to, false);
+                return;
+            }
+        };
+        let sender = match self.transport.start_snapshot(to, header) {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(%to, error = %e, "cannot open a snapshot stream");

@@ -50,9 +50,20 @@ pub struct TransportConfig {
 /// 16 MiB: a full AppendEntries batch of the core's default 1 MiB `batch_bytes_max` fits many
 /// times over, and an oversized claim costs nothing because it is checked before allocating.
 const FRAME_BYTES_MAX_DEFAULT: u32 = 16 << 20;
+/// Default bound of a peer's send queue in payload bytes.
+const SEND_QUEUE_BYTES_MAX_DEFAULT: usize = 64 << 20;
+const _: () = assert!(
+    SEND_QUEUE_BYTES_MAX_DEFAULT >= FRAME_BYTES_MAX_DEFAULT as usize,
+    "a default queue holds at least one maximal frame"
+);
 /// Hard ceiling for `frame_bytes_max`: the length prefix is 32 bits and a frame must stay
 /// far below what one node may allocate for it.
 pub const FRAME_BYTES_MAX_LIMIT: u32 = 1 << 30;
+
+const _: () = assert!(
+    FRAME_BYTES_MAX_DEFAULT <= FRAME_BYTES_MAX_LIMIT,
+    "the default frame limit is within the hard ceiling"
+);
 
 impl TransportConfig {
     /// A configuration with default limits for `node_id` in `cluster_id`.
@@ -62,9 +73,10 @@ impl TransportConfig {
             cluster_id,
             node_id,
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
-            // 4096 messages or 64 MiB: a few election timeouts of a pipelined leader.
+            // 4096 messages or 64 MiB (4 maximal frames): a few election timeouts of a
+            // pipelined leader.
             send_queue_msgs_max: 4096,
-            send_queue_bytes_max: 64 << 20,
+            send_queue_bytes_max: SEND_QUEUE_BYTES_MAX_DEFAULT,
             // 256 KiB per write: many small messages per syscall, bounded latency per write.
             write_batch_bytes_max: 256 << 10,
             inbox_msgs_max: 4096,
@@ -98,6 +110,12 @@ impl TransportConfig {
                 "queues must hold at least one message",
             );
         }
+        if self.send_queue_bytes_max < self.frame_bytes_max as usize {
+            return fail(
+                "send_queue_bytes_max",
+                "must hold one frame of frame_bytes_max",
+            );
+        }
         if self.write_batch_bytes_max < FRAME_HEADER_BYTES {
             return fail(
                 "write_batch_bytes_max",
@@ -125,5 +143,44 @@ impl TransportConfig {
             return fail("handshake_timeout", "must be > 0");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_each_relation_is_checked() {
+        let ok = TransportConfig::new(1, NodeId(1));
+        assert_eq!(ok.validate(), Ok(()));
+        type Breaker = fn(&mut TransportConfig);
+        let cases: Vec<(&str, Breaker)> = vec![
+            ("node_id", |c| c.node_id = NodeId(0)),
+            ("frame_bytes_max", |c| {
+                c.frame_bytes_max = FRAME_BYTES_MAX_LIMIT + 1
+            }),
+            ("send_queue_msgs_max", |c| c.send_queue_msgs_max = 0),
+            ("send_queue_bytes_max", |c| c.send_queue_bytes_max = 1024),
+            ("write_batch_bytes_max", |c| c.write_batch_bytes_max = 1),
+            ("inbox_msgs_max", |c| c.inbox_msgs_max = 0),
+            ("snapshot_chunks_inflight_max", |c| {
+                c.snapshot_chunks_inflight_max = 0
+            }),
+            ("reconnect_backoff_min", |c| {
+                c.reconnect_backoff_min = Duration::from_secs(9)
+            }),
+            ("keepalive_interval", |c| {
+                c.keepalive_interval = c.idle_timeout
+            }),
+            ("handshake_timeout", |c| {
+                c.handshake_timeout = Duration::ZERO
+            }),
+        ];
+        for (field, break_it) in cases {
+            let mut config = ok.clone();
+            break_it(&mut config);
+            assert_eq!(config.validate().map_err(|e| e.field), Err(field));
+        }
     }
 }

@@ -166,7 +166,7 @@ pub enum HandshakeError {
 /// Errors of a snapshot stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum SnapshotError {
+pub enum SnapshotStreamError {
     /// No connection to the peer is established right now; try again later.
     #[error("peer {0} is unreachable")]
     Unreachable(NodeId),

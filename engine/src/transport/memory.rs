@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 use super::metrics::{Metrics, MetricsSnapshot};
 use super::snapshot::{AckPath, ChunkSink, OutStream, SnapshotReceiver, SnapshotSender};
 use super::{
-    Inbox, Incoming, NodeId, SendError, SnapshotError, Transport, TransportConfig, TransportError,
+    Inbox, Incoming, NodeId, SendError, SnapshotStreamError, Transport, TransportConfig,
+    TransportError,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -33,6 +34,8 @@ struct Net {
     nodes: Mutex<HashMap<NodeId, Slot>>,
     /// Directed links that drop everything: (from, to).
     cut: Mutex<HashSet<(NodeId, NodeId)>>,
+    /// Directed links that silently lose their next n messages.
+    lose: Mutex<HashMap<(NodeId, NodeId), u64>>,
     next_stream: AtomicU64,
 }
 
@@ -104,6 +107,12 @@ impl MemoryNetwork {
         }
     }
 
+    /// Silently loses the next `count` messages `from` sends to `to` (the sender sees `Ok`,
+    /// as with a packet lost on the wire; counted in its `drops_link`).
+    pub fn lose_next(&self, from: NodeId, to: NodeId, count: u64) {
+        *lock(&self.net.lose).entry((from, to)).or_default() += count;
+    }
+
     /// Restores the link between `a` and `b` in both directions.
     pub fn heal(&self, a: NodeId, b: NodeId) {
         let mut cut = lock(&self.net.cut);
@@ -111,9 +120,10 @@ impl MemoryNetwork {
         cut.remove(&(b, a));
     }
 
-    /// Restores every link.
+    /// Restores every link and cancels pending [`MemoryNetwork::lose_next`] losses.
     pub fn heal_all(&self) {
         lock(&self.net.cut).clear();
+        lock(&self.net.lose).clear();
     }
 }
 
@@ -177,6 +187,13 @@ impl Transport for MemoryTransport {
             });
         }
         let (inbox, theirs) = self.route(to)?;
+        if let Some(left) = lock(&self.net.lose).get_mut(&(self.id(), to)) {
+            if *left > 0 {
+                *left -= 1;
+                Metrics::inc(&self.metrics.drops_link);
+                return Ok(());
+            }
+        }
         let len = payload.len() as u64;
         let from = self.id();
         match inbox.try_send(Incoming::Message { from, payload }) {
@@ -201,10 +218,14 @@ impl Transport for MemoryTransport {
         }
     }
 
-    fn start_snapshot(&self, to: NodeId, header: Bytes) -> Result<SnapshotSender, SnapshotError> {
+    fn start_snapshot(
+        &self,
+        to: NodeId,
+        header: Bytes,
+    ) -> Result<SnapshotSender, SnapshotStreamError> {
         let (inbox, theirs) = self.route(to).map_err(|err| match err {
-            SendError::UnknownPeer(id) => SnapshotError::UnknownPeer(id),
-            _ => SnapshotError::Unreachable(to),
+            SendError::UnknownPeer(id) => SnapshotStreamError::UnknownPeer(id),
+            _ => SnapshotStreamError::Unreachable(to),
         })?;
         let window = self.config.snapshot_chunks_inflight_max;
         let stream = self.net.next_stream.fetch_add(1, Ordering::Relaxed) + 1;
@@ -214,7 +235,7 @@ impl Transport for MemoryTransport {
         let receiver = SnapshotReceiver::new(self.id(), stream, header, rx, ack, theirs);
         inbox
             .try_send(Incoming::Snapshot(receiver))
-            .map_err(|_| SnapshotError::Unreachable(to))?;
+            .map_err(|_| SnapshotStreamError::Unreachable(to))?;
         let sink = ChunkSink::Memory(tx);
         let max = self.config.frame_bytes_max;
         Ok(SnapshotSender::new(to, stream, state, sink, window, max))

@@ -5,7 +5,7 @@
 //!   [`Inbox`] returned when an endpoint starts.
 //! - [`UringTransport`]: TCP on io_uring, running as tasks on the node's single tokio-uring
 //!   thread. [`ThreadTransport`]: the same protocol on `std::net` and plain threads, for hosts
-//!   where io_uring is unavailable ([`Backend::detect`] chooses and warns once).
+//!   where io_uring is unavailable ([`TcpBackend::detect`] chooses and warns once).
 //! - [`MemoryTransport`]: in-process, for tests and benchmarks; links can be cut on command.
 //!
 //! Wire protocol (both TCP backends): one connection per peer and direction. The dialer sends
@@ -15,7 +15,10 @@
 //! snapshot chunks; the acceptor sends back only snapshot acknowledgements, aborts and
 //! keepalives. Any malformed frame closes that one connection.
 
+pub mod codec;
 mod config;
+#[cfg(test)]
+mod conformance;
 mod error;
 mod frame;
 mod handshake;
@@ -36,7 +39,7 @@ use crate::raft::NodeId;
 
 pub use config::{TransportConfig, FRAME_BYTES_MAX_LIMIT};
 pub use error::{
-    ConfigError, FrameError, HandshakeError, SendError, SnapshotError, TransportError,
+    ConfigError, FrameError, HandshakeError, SendError, SnapshotStreamError, TransportError,
 };
 pub use frame::FRAME_HEADER_BYTES;
 pub use handshake::PROTOCOL_VERSION;
@@ -44,7 +47,7 @@ pub use memory::{MemoryNetwork, MemoryTransport};
 pub use metrics::MetricsSnapshot;
 pub use snapshot::{SnapshotReceiver, SnapshotSender};
 pub use thread::ThreadTransport;
-pub use uring::{Backend, UringTransport};
+pub use uring::{TcpBackend, UringTransport};
 
 /// Moves opaque messages between the nodes of one cluster.
 ///
@@ -87,10 +90,14 @@ pub trait Transport {
     /// reaches the receiver with the stream.
     ///
     /// # Errors
-    /// [`SnapshotError::Unreachable`] if no connection to `to` is up right now,
-    /// [`SnapshotError::UnknownPeer`], or [`SnapshotError::Aborted`] if too many streams are
+    /// [`SnapshotStreamError::Unreachable`] if no connection to `to` is up right now,
+    /// [`SnapshotStreamError::UnknownPeer`], or [`SnapshotStreamError::Aborted`] if too many streams are
     /// open.
-    fn start_snapshot(&self, to: NodeId, header: Bytes) -> Result<SnapshotSender, SnapshotError>;
+    fn start_snapshot(
+        &self,
+        to: NodeId,
+        header: Bytes,
+    ) -> Result<SnapshotSender, SnapshotStreamError>;
 
     /// Adds a peer (membership change), or updates its address. Connections to it are made
     /// in the background; connections from it are accepted from now on.
@@ -153,6 +160,12 @@ impl Inbox {
     /// Blocks the thread for the next item. Must not be called from async code.
     pub fn blocking_recv(&mut self) -> Option<Incoming> {
         self.rx.blocking_recv()
+    }
+
+    /// Waits for at least one item, then moves up to `limit` ready items into `buf` (one
+    /// wake-up for a whole batch); returns how many, 0 once the endpoint is shut down.
+    pub async fn recv_many(&mut self, buf: &mut Vec<Incoming>, limit: usize) -> usize {
+        self.rx.recv_many(buf, limit).await
     }
 
     /// Items waiting.

@@ -200,19 +200,16 @@ impl SendQueue {
         }
     }
 
-    /// Async wait (io_uring backend) for frames, closing, or `idle` elapsing.
+    /// Async wait (io_uring backend) for frames, closing, or `idle` elapsing. A wake-up
+    /// without frames (see [`SendQueue::wake`]) also returns [`Wait::Idle`].
     pub(super) async fn wait(&self, idle: Duration) -> Wait {
-        let deadline = tokio::time::Instant::now() + idle;
-        loop {
-            if let Some(state) = self.state() {
-                return state;
-            }
-            // `notify_one` stores a permit when nobody waits, so a push between the check
-            // above and this await is not lost.
-            // Woken without frames (see `wake`) or timed out: report idle either way.
-            let _ = tokio::time::timeout_at(deadline, self.notify.notified()).await;
-            return self.state().unwrap_or(Wait::Idle);
+        if let Some(state) = self.state() {
+            return state;
         }
+        // `notify_one` stores a permit when nobody waits, so a push between the check above
+        // and this await is not lost.
+        let _ = tokio::time::timeout(idle, self.notify.notified()).await;
+        self.state().unwrap_or(Wait::Idle)
     }
 
     /// Wakes a waiting writer without queuing anything (it then sees [`Wait::Idle`] and
@@ -250,6 +247,7 @@ impl SendQueue {
     }
 
     /// Number of queued messages (not control frames).
+    #[cfg(test)]
     pub(super) fn msgs(&self) -> usize {
         self.lock().msgs
     }

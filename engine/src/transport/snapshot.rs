@@ -5,7 +5,7 @@
 //! ([`SnapshotReceiver::next_chunk`]). At most `snapshot_chunks_inflight_max` chunks (plus the
 //! end marker) are ever queued, on the wire or buffered at the receiver, so neither side holds
 //! the snapshot in one buffer. A stream is bound to one connection: if it breaks, both ends
-//! see [`SnapshotError::Aborted`] and the runtime starts over (Raft resends InstallSnapshot).
+//! see [`SnapshotStreamError::Aborted`] and the runtime starts over (Raft resends InstallSnapshot).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::sync::{mpsc, Semaphore};
 
-use super::error::SnapshotError;
+use super::error::SnapshotStreamError;
 use super::frame::FrameKind;
 use super::metrics::Metrics;
 use super::queue::SendQueue;
@@ -153,13 +153,13 @@ impl SnapshotSender {
         self.stream
     }
 
-    fn aborted(&self) -> SnapshotError {
-        SnapshotError::Aborted {
+    fn aborted(&self) -> SnapshotStreamError {
+        SnapshotStreamError::Aborted {
             stream: self.stream,
         }
     }
 
-    async fn credit(&self, count: u32) -> Result<(), SnapshotError> {
+    async fn credit(&self, count: u32) -> Result<(), SnapshotStreamError> {
         match self.state.credits.acquire_many(count).await {
             Ok(permit) => {
                 permit.forget();
@@ -169,7 +169,7 @@ impl SnapshotSender {
         }
     }
 
-    async fn push(&mut self, event: ChunkEvent) -> Result<(), SnapshotError> {
+    async fn push(&mut self, event: ChunkEvent) -> Result<(), SnapshotStreamError> {
         self.credit(1).await?;
         if self.state.aborted.load(Ordering::Acquire) {
             return Err(self.aborted());
@@ -195,11 +195,11 @@ impl SnapshotSender {
     /// are unacknowledged.
     ///
     /// # Errors
-    /// [`SnapshotError::ChunkTooLarge`] (the stream stays usable), or
-    /// [`SnapshotError::Aborted`] if the receiver gave up or the connection broke.
-    pub async fn send_chunk(&mut self, chunk: Bytes) -> Result<(), SnapshotError> {
+    /// [`SnapshotStreamError::ChunkTooLarge`] (the stream stays usable), or
+    /// [`SnapshotStreamError::Aborted`] if the receiver gave up or the connection broke.
+    pub async fn send_chunk(&mut self, chunk: Bytes) -> Result<(), SnapshotStreamError> {
         if chunk.len() > self.chunk_bytes_max as usize {
-            return Err(SnapshotError::ChunkTooLarge {
+            return Err(SnapshotStreamError::ChunkTooLarge {
                 len: chunk.len(),
                 max: self.chunk_bytes_max,
             });
@@ -210,8 +210,8 @@ impl SnapshotSender {
     /// Ends the stream and waits until the receiving application has taken every chunk.
     ///
     /// # Errors
-    /// [`SnapshotError::Aborted`] if the stream failed before the receiver took everything.
-    pub async fn finish(mut self) -> Result<(), SnapshotError> {
+    /// [`SnapshotStreamError::Aborted`] if the stream failed before the receiver took everything.
+    pub async fn finish(mut self) -> Result<(), SnapshotStreamError> {
         self.push(ChunkEvent::End).await?;
         let acked = self.credit(self.window).await;
         self.done = acked.is_ok();
@@ -311,8 +311,8 @@ impl SnapshotReceiver {
     /// The next chunk in send order, or `None` once the sender finished.
     ///
     /// # Errors
-    /// [`SnapshotError::Aborted`] if the sender gave up or the connection broke.
-    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, SnapshotError> {
+    /// [`SnapshotStreamError::Aborted`] if the sender gave up or the connection broke.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, SnapshotStreamError> {
         if self.done {
             return Ok(None);
         }
@@ -330,7 +330,7 @@ impl SnapshotReceiver {
             None => {
                 self.done = true;
                 Metrics::inc(&self.metrics.snapshots_aborted);
-                Err(SnapshotError::Aborted {
+                Err(SnapshotStreamError::Aborted {
                     stream: self.stream,
                 })
             }
@@ -358,8 +358,11 @@ impl Drop for SnapshotReceiver {
 /// connection each arrived on.
 #[derive(Debug, Default)]
 pub(super) struct InStreams {
-    streams: Mutex<HashMap<(NodeId, u64), (u64, mpsc::Sender<ChunkEvent>)>>,
+    streams: Mutex<HashMap<StreamKey, (u64, mpsc::Sender<ChunkEvent>)>>,
 }
+
+/// An incoming stream: (sender, stream id).
+type StreamKey = (NodeId, u64);
 
 impl InStreams {
     pub(super) fn insert(
@@ -387,7 +390,7 @@ impl InStreams {
     }
 
     /// Drops the streams of `from` that arrived on connections up to `generation`: their
-    /// receivers then see [`SnapshotError::Aborted`] after the chunks already buffered.
+    /// receivers then see [`SnapshotStreamError::Aborted`] after the chunks already buffered.
     pub(super) fn remove_peer(&self, from: NodeId, generation: u64) {
         lock(&self.streams).retain(|(peer, _), (gen, _)| *peer != from || *gen > generation);
     }

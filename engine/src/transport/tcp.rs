@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::error::{FrameError, HandshakeError, SendError, SnapshotError, TransportError};
+use super::error::{FrameError, HandshakeError, SendError, SnapshotStreamError, TransportError};
 use super::frame::{Frame, FrameKind};
 use super::handshake::{self, Hello, HANDSHAKE_BYTES};
 use super::metrics::Metrics;
@@ -221,14 +221,14 @@ impl Shared {
         &self,
         to: NodeId,
         header: Bytes,
-    ) -> Result<SnapshotSender, SnapshotError> {
-        let peer = self.peer(to).ok_or(SnapshotError::UnknownPeer(to))?;
+    ) -> Result<SnapshotSender, SnapshotStreamError> {
+        let peer = self.peer(to).ok_or(SnapshotStreamError::UnknownPeer(to))?;
         if !peer.connected.load(Ordering::Acquire) {
-            return Err(SnapshotError::Unreachable(to));
+            return Err(SnapshotStreamError::Unreachable(to));
         }
         let max = self.config.frame_bytes_max;
         if header.len() > max as usize {
-            return Err(SnapshotError::ChunkTooLarge {
+            return Err(SnapshotStreamError::ChunkTooLarge {
                 len: header.len(),
                 max,
             });
@@ -240,7 +240,7 @@ impl Shared {
             .streams
             .insert(id, Arc::clone(&state), self.config.snapshot_streams_max)
         {
-            return Err(SnapshotError::Aborted { stream: id });
+            return Err(SnapshotStreamError::Aborted { stream: id });
         }
         let sink = ChunkSink::Queue {
             queue: Arc::clone(&peer.queue),
@@ -250,7 +250,7 @@ impl Shared {
         let sender = SnapshotSender::new(to, id, state, sink, window, max);
         peer.queue
             .push_control(FrameKind::SnapshotOpen, id, header)
-            .map_err(|_| SnapshotError::Unreachable(to))?;
+            .map_err(|_| SnapshotStreamError::Unreachable(to))?;
         Ok(sender)
     }
 
@@ -564,5 +564,35 @@ impl Shared {
 
     pub(super) fn count_delivered(&self) {
         Metrics::inc(&self.metrics.msgs_delivered);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_bounded_jitter() {
+        let mut config = TransportConfig::new(1, NodeId(1));
+        config.reconnect_backoff_min = Duration::from_millis(10);
+        config.reconnect_backoff_max = Duration::from_millis(200);
+        let mut backoff = Backoff::new(&config, NodeId(2));
+        let mut full = Duration::from_millis(10);
+        for _ in 0..20 {
+            let delay = backoff.next_delay();
+            assert!(
+                delay >= full / 2 && delay <= full,
+                "{delay:?} outside [{full:?}/2, {full:?}]"
+            );
+            full = (full * 2).min(Duration::from_millis(200));
+        }
+        backoff.reset();
+        assert!(backoff.next_delay() <= Duration::from_millis(10));
+        // Two peers do not share a sequence.
+        let mut other = Backoff::new(&config, NodeId(3));
+        let mut again = Backoff::new(&config, NodeId(2));
+        let a: Vec<_> = (0..8).map(|_| again.next_delay()).collect();
+        let b: Vec<_> = (0..8).map(|_| other.next_delay()).collect();
+        assert_ne!(a, b);
     }
 }

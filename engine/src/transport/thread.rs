@@ -22,8 +22,8 @@ use super::metrics::MetricsSnapshot;
 use super::queue::{encode_batch, SendQueue, Wait};
 use super::tcp::{lock, Backoff, InboundConn, Peer, Shared, INBOUND_CONNECTIONS_MAX};
 use super::{
-    Inbox, Incoming, NodeId, SendError, SnapshotError, SnapshotSender, Transport, TransportConfig,
-    TransportError,
+    Inbox, Incoming, NodeId, SendError, SnapshotSender, SnapshotStreamError, Transport,
+    TransportConfig, TransportError,
 };
 
 /// Longest sleep of a dialer between checks of whether its peer was removed.
@@ -63,7 +63,9 @@ struct Inner {
 }
 
 /// TCP transport on `std::net` and threads. See [`Transport`] for the guarantees.
-#[derive(Debug, Clone)]
+///
+/// Dropping the handle shuts the endpoint down (as [`Transport::shutdown`]).
+#[derive(Debug)]
 pub struct ThreadTransport {
     inner: Arc<Inner>,
 }
@@ -113,7 +115,11 @@ impl Transport for ThreadTransport {
         self.inner.shared.send(to, payload)
     }
 
-    fn start_snapshot(&self, to: NodeId, header: Bytes) -> Result<SnapshotSender, SnapshotError> {
+    fn start_snapshot(
+        &self,
+        to: NodeId,
+        header: Bytes,
+    ) -> Result<SnapshotSender, SnapshotStreamError> {
         self.inner.shared.start_snapshot(to, header)
     }
 
@@ -140,6 +146,9 @@ impl Transport for ThreadTransport {
     }
 
     fn shutdown(&self) {
+        if self.inner.shared.is_shut() {
+            return;
+        }
         self.inner.shared.shutdown();
         self.inner.sockets.shutdown_all();
         // Unblock the acceptor with a connection of our own.
@@ -148,6 +157,12 @@ impl Transport for ThreadTransport {
             wake.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+    }
+}
+
+impl Drop for ThreadTransport {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 
@@ -202,7 +217,8 @@ fn io_reason(error: &io::Error) -> HandshakeError {
     }
 }
 
-/// Handshake of an accepted connection; the dialer's node id if accepted.
+/// Reads and checks the dialer's hello; the dialer's node id if accepted (the reply is sent
+/// by the caller once the connection is registered).
 fn accept_handshake(shared: &Shared, stream: &mut TcpStream, remote: SocketAddr) -> Option<NodeId> {
     let timeout = Some(shared.config.handshake_timeout);
     let mut hello = [0u8; HANDSHAKE_BYTES];
@@ -215,7 +231,7 @@ fn accept_handshake(shared: &Shared, stream: &mut TcpStream, remote: SocketAddr)
         return None;
     }
     match shared.accept_hello(remote, &hello) {
-        Ok(from) => stream.write_all(&shared.reply_to(from)).ok().map(|()| from),
+        Ok(from) => Some(from),
         Err(refusal) => {
             if let Some(refusal) = refusal {
                 let _ = stream.write_all(&refusal);
@@ -246,6 +262,12 @@ fn inbound(inner: &Arc<Inner>, mut stream: TcpStream) {
         generation,
         acks: shared.new_ack_queue(),
     };
+    // Replied only now: once the dialer knows it is accepted, the connection it replaces can
+    // no longer deliver.
+    if let Err(error) = stream.write_all(&shared.reply_to(from)) {
+        shared.inbound_ended(&conn, &error);
+        return;
+    }
     let writer = match stream.try_clone() {
         Ok(clone) => {
             let shared = Arc::clone(shared);
@@ -316,10 +338,11 @@ fn read_inbound(
             return "peer removed".into();
         }
         for item in ready.drain(..) {
+            // Counted first, so that whoever receives the message also sees the count.
+            shared.count_delivered();
             if inbox.blocking_send(item).is_err() {
                 return "inbox closed".into();
             }
-            shared.count_delivered();
         }
     }
 }

@@ -22,13 +22,13 @@ use super::metrics::MetricsSnapshot;
 use super::queue::{encode_batch, SendQueue, Wait};
 use super::tcp::{Backoff, InboundConn, Peer, Shared, INBOUND_CONNECTIONS_MAX};
 use super::{
-    Inbox, Incoming, NodeId, SendError, SnapshotError, SnapshotSender, Transport, TransportConfig,
-    TransportError,
+    Inbox, Incoming, NodeId, SendError, SnapshotSender, SnapshotStreamError, Transport,
+    TransportConfig, TransportError,
 };
 
 /// Which TCP backend this host supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+pub enum TcpBackend {
     /// io_uring works: run the node on a tokio-uring runtime with [`UringTransport`].
     Uring,
     /// io_uring is unavailable (old kernel, seccomp, container policy): use
@@ -36,19 +36,19 @@ pub enum Backend {
     Thread,
 }
 
-impl Backend {
+impl TcpBackend {
     /// Tries to start a tokio-uring runtime; on failure warns once per process and returns
-    /// [`Backend::Thread`].
+    /// [`TcpBackend::Thread`].
     #[must_use]
-    pub fn detect() -> Backend {
+    pub fn detect() -> TcpBackend {
         static WARNED: Once = Once::new();
         match tokio_uring::Runtime::new(&tokio_uring::builder()) {
-            Ok(_) => Backend::Uring,
+            Ok(_) => TcpBackend::Uring,
             Err(error) => {
                 WARNED.call_once(|| {
                     tracing::warn!(%error, "io_uring unavailable; TCP transport falls back to std::net threads");
                 });
-                Backend::Thread
+                TcpBackend::Thread
             }
         }
     }
@@ -57,8 +57,13 @@ impl Backend {
 /// TCP transport on io_uring. See [`Transport`] for the guarantees.
 ///
 /// The handle is `Send + Sync`; the connections run as tasks on the tokio-uring runtime that
-/// [`UringTransport::start`] was called on, and end when it stops.
-#[derive(Debug, Clone)]
+/// [`UringTransport::start`] was called on, and end when it stops. Dropping the handle shuts
+/// the endpoint down (as [`Transport::shutdown`]).
+///
+/// Drive the runtime by awaiting, never by spinning on `yield_now`: tokio-uring submits
+/// queued socket operations only when its thread parks, so a task that keeps yielding
+/// starves every connection on the thread.
+#[derive(Debug)]
 pub struct UringTransport {
     shared: Arc<Shared>,
     /// Wakes the supervisor task that starts dialers for new peers, so that `add_peer` may
@@ -115,7 +120,11 @@ impl Transport for UringTransport {
         self.shared.send(to, payload)
     }
 
-    fn start_snapshot(&self, to: NodeId, header: Bytes) -> Result<SnapshotSender, SnapshotError> {
+    fn start_snapshot(
+        &self,
+        to: NodeId,
+        header: Bytes,
+    ) -> Result<SnapshotSender, SnapshotStreamError> {
         self.shared.start_snapshot(to, header)
     }
 
@@ -140,6 +149,31 @@ impl Transport for UringTransport {
 
     fn shutdown(&self) {
         self.shared.shutdown();
+    }
+}
+
+/// Owns a socket and shuts it down when dropped. tokio-uring keeps a socket open while a
+/// cancelled operation on it is still in flight (a read timed out, a write to a stalled
+/// peer), so dropping the stream alone may leave the connection up indefinitely.
+struct Conn(TcpStream);
+
+impl std::ops::Deref for Conn {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.0
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Completes the pending operations and sends FIN; errors (not connected) are moot.
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl Drop for UringTransport {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 
@@ -194,8 +228,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         let shared = Arc::clone(&shared);
         tokio_uring::spawn(async move {
             let mut shutdown = shared.shutdown_tx.subscribe();
+            let stream = Conn(stream);
             tokio::select! {
-                () = inbound(&shared, stream, remote) => {}
+                () = inbound(&shared, &stream, remote) => {}
                 () = shut_down(&mut shutdown) => {}
             }
             shared.inbound_conns.fetch_sub(1, Ordering::AcqRel);
@@ -254,13 +289,7 @@ async fn accept_handshake(
         }
     };
     match shared.accept_hello(remote, &hello) {
-        Ok(from) => {
-            let reply = shared.reply_to(from);
-            match tokio::time::timeout(timeout, write_all(stream, &reply)).await {
-                Ok(Ok(())) => Some(from),
-                _ => None,
-            }
-        }
+        Ok(from) => Some(from),
         Err(refusal) => {
             if let Some(refusal) = refusal {
                 let _ = tokio::time::timeout(timeout, write_all(stream, &refusal)).await;
@@ -270,9 +299,9 @@ async fn accept_handshake(
     }
 }
 
-async fn inbound(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
+async fn inbound(shared: &Arc<Shared>, stream: &TcpStream, remote: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let Some(from) = accept_handshake(shared, &stream, remote).await else {
+    let Some(from) = accept_handshake(shared, stream, remote).await else {
         return;
     };
     let Some(inbox) = shared.inbox() else {
@@ -287,10 +316,21 @@ async fn inbound(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         generation,
         acks: shared.new_ack_queue(),
     };
+    // Replied only now: once the dialer knows it is accepted, the connection it replaces can
+    // no longer deliver.
+    let reply = shared.reply_to(from);
+    let timeout = shared.config.handshake_timeout;
+    if !matches!(
+        tokio::time::timeout(timeout, write_all(stream, &reply)).await,
+        Ok(Ok(()))
+    ) {
+        shared.inbound_ended(&conn, &"handshake reply failed");
+        return;
+    }
     let in_flight = Cell::new(0);
     let reason = tokio::select! {
-        reason = read_inbound(shared, &stream, &conn, &slot, &inbox, remote) => reason,
-        reason = write_loop(shared, &stream, &conn.acks, &in_flight) => reason,
+        reason = read_inbound(shared, stream, &conn, &slot, &inbox, remote) => reason,
+        reason = write_loop(shared, stream, &conn.acks, &in_flight) => reason,
     };
     shared.inbound_ended(&conn, &reason);
 }
@@ -355,10 +395,11 @@ async fn read_inbound(
             return "peer removed".into();
         }
         for item in ready.drain(..) {
+            // Counted first, so that whoever receives the message also sees the count.
+            shared.count_delivered();
             if inbox.send(item).await.is_err() {
                 return "inbox closed".into();
             }
-            shared.count_delivered();
         }
     }
 }
@@ -401,10 +442,11 @@ async fn write_loop(
     }
 }
 
-async fn dial(shared: &Shared, peer: &Peer, addr: SocketAddr) -> Result<TcpStream, HandshakeError> {
+async fn dial(shared: &Shared, peer: &Peer, addr: SocketAddr) -> Result<Conn, HandshakeError> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|error| io_reason(&error))?;
+    let stream = Conn(stream);
     let _ = stream.set_nodelay(true);
     write_all(&stream, &shared.hello_for(peer.id))
         .await
