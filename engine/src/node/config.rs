@@ -70,6 +70,12 @@ pub struct NodeConfig {
 
 /// Largest accepted `proposals_inflight_max`: a bound that large is no bound.
 pub const PROPOSALS_INFLIGHT_MAX_LIMIT: usize = 1 << 20;
+/// Smallest WAL segment: one maximal WAL record (8 MiB by default) plus headers must fit.
+pub const WAL_SEGMENT_BYTES_MIN: u64 = 16 << 20;
+/// Largest WAL segment: the WAL indexes offsets in 32 bits.
+pub const WAL_SEGMENT_BYTES_MAX: u64 = 4 << 30;
+/// Largest snapshot chunk: well under the transport's default 16 MiB frame limit.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 8 << 20;
 
 impl NodeConfig {
     /// Defaults for node `id` of cluster `cluster_id`, storing its files in `data_dir`.
@@ -144,6 +150,18 @@ impl NodeConfig {
                 max: PROPOSALS_INFLIGHT_MAX_LIMIT as u64,
             });
         }
+        let segment = self.wal_segment_bytes;
+        if !(WAL_SEGMENT_BYTES_MIN..WAL_SEGMENT_BYTES_MAX).contains(&segment)
+            || !segment.is_multiple_of(4096)
+        {
+            return Err(ConfigError::WalSegment { bytes: segment });
+        }
+        if self.snapshot_chunk_bytes > SNAPSHOT_CHUNK_BYTES_MAX {
+            return Err(ConfigError::TooLarge {
+                field: "snapshot_chunk_bytes",
+                max: SNAPSHOT_CHUNK_BYTES_MAX as u64,
+            });
+        }
         if self.data_dir.as_os_str().is_empty() || self.data_dir.is_file() {
             return Err(ConfigError::DataDir {
                 path: self.data_dir.clone(),
@@ -190,6 +208,12 @@ pub enum ConfigError {
         field: &'static str,
         /// The ceiling.
         max: u64,
+    },
+    /// The WAL segment size is out of range or not a multiple of 4096.
+    #[error("wal_segment_bytes {bytes} must be a multiple of 4096 in [16 MiB, 4 GiB)")]
+    WalSegment {
+        /// The configured size.
+        bytes: u64,
     },
     /// The data directory is empty or names a file.
     #[error("invalid data directory {path:?}")]
@@ -248,6 +272,19 @@ mod tests {
                 Box::new(|c| c.read_timeout = Duration::ZERO),
                 ConfigError::Zero {
                     field: "read_timeout",
+                },
+            ),
+            (
+                Box::new(|c| c.wal_segment_bytes = (64 << 20) + 1),
+                ConfigError::WalSegment {
+                    bytes: (64 << 20) + 1,
+                },
+            ),
+            (
+                Box::new(|c| c.snapshot_chunk_bytes = 1 << 30),
+                ConfigError::TooLarge {
+                    field: "snapshot_chunk_bytes",
+                    max: SNAPSHOT_CHUNK_BYTES_MAX as u64,
                 },
             ),
             (

@@ -56,7 +56,10 @@ use std::time::{Duration, Instant as StdInstant};
 use tokio::sync::{mpsc, Semaphore};
 
 pub use self::block_on::block_on;
-pub use self::config::{ConfigError, Durability, NodeConfig, PROPOSALS_INFLIGHT_MAX_LIMIT};
+pub use self::config::{
+    ConfigError, Durability, NodeConfig, PROPOSALS_INFLIGHT_MAX_LIMIT, SNAPSHOT_CHUNK_BYTES_MAX,
+    WAL_SEGMENT_BYTES_MAX, WAL_SEGMENT_BYTES_MIN,
+};
 pub use self::error::{NodeError, StartError};
 pub use self::handle::{FollowerStatus, NodeHandle, NodeStatus, Proposed};
 pub use self::metrics::{CounterSnapshot, LatencySummary, MetricsSnapshot};
