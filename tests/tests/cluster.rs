@@ -413,7 +413,21 @@ fn every_node_restarted_from_disk_keeps_every_acknowledged_write() {
 
 #[test]
 fn leader_killed_under_load_loses_no_acknowledged_write() {
-    let mut c = Cluster::new(3);
+    leader_killed_under_load(default_tweak);
+}
+
+fn fallback_io(cfg: &mut NodeConfig) {
+    cfg.io_backend = ringraft::node::IoBackend::Threads;
+}
+
+/// The same scenario on the fallback stack (no io_uring anywhere).
+#[test]
+fn leader_killed_under_load_on_the_fallback_io_stack() {
+    leader_killed_under_load(fallback_io);
+}
+
+fn leader_killed_under_load(tweak: fn(&mut NodeConfig)) {
+    let mut c = Cluster::with(3, tweak);
     let old = c.wait_leader();
     let load = Load::start(&c.handles(), 4);
     load.wait_more(200);
@@ -446,7 +460,20 @@ fn small_snapshots(cfg: &mut NodeConfig) {
 
 #[test]
 fn a_follower_far_behind_catches_up_through_a_snapshot() {
-    let mut c = Cluster::with(3, small_snapshots);
+    follower_catches_up_through_a_snapshot(small_snapshots);
+}
+
+#[test]
+fn a_follower_far_behind_catches_up_through_a_snapshot_on_the_fallback_io_stack() {
+    fn tweak(cfg: &mut NodeConfig) {
+        small_snapshots(cfg);
+        fallback_io(cfg);
+    }
+    follower_catches_up_through_a_snapshot(tweak);
+}
+
+fn follower_catches_up_through_a_snapshot(tweak: fn(&mut NodeConfig)) {
+    let mut c = Cluster::with(3, tweak);
     let leader = c.wait_leader();
     let lagging = c
         .running()

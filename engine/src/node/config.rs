@@ -29,6 +29,18 @@ impl Durability {
     }
 }
 
+/// Which I/O stack a node runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IoBackend {
+    /// io_uring (tokio-uring runtime, io_uring TCP and WAL) when the kernel allows it, else
+    /// the fallback below (with one warning per process).
+    #[default]
+    Auto,
+    /// The fallback: a current-thread tokio runtime, the thread-based TCP transport and the
+    /// WAL's pwrite/fdatasync backend (also used to test the fallback on io_uring hosts).
+    Threads,
+}
+
 /// Configuration of a [`crate::node::Node`]. Build with [`NodeConfig::new`], adjust, and
 /// [`crate::node::Node::start`] validates it.
 #[derive(Clone, Debug)]
@@ -48,6 +60,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// WAL sync policy.
     pub durability: Durability,
+    /// I/O stack.
+    pub io_backend: IoBackend,
     /// WAL segment size, bytes.
     pub wal_segment_bytes: u64,
     /// Proposals accepted but not yet answered, node-wide. `propose` waits beyond it and
@@ -89,6 +103,7 @@ impl NodeConfig {
             initial_voters: vec![id],
             data_dir: data_dir.into(),
             durability: Durability::Fdatasync,
+            io_backend: IoBackend::Auto,
             // 64 MiB segments: rotation (one extra fdatasync) is rare.
             wal_segment_bytes: 64 << 20,
             // 16 Ki proposals of typically a few hundred bytes: a few MiB at most, and far

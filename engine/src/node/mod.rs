@@ -57,8 +57,8 @@ use tokio::sync::{mpsc, Semaphore};
 
 pub use self::block_on::block_on;
 pub use self::config::{
-    ConfigError, Durability, NodeConfig, PROPOSALS_INFLIGHT_MAX_LIMIT, SNAPSHOT_CHUNK_BYTES_MAX,
-    WAL_SEGMENT_BYTES_MAX, WAL_SEGMENT_BYTES_MIN,
+    ConfigError, Durability, IoBackend, NodeConfig, PROPOSALS_INFLIGHT_MAX_LIMIT,
+    SNAPSHOT_CHUNK_BYTES_MAX, WAL_SEGMENT_BYTES_MAX, WAL_SEGMENT_BYTES_MIN,
 };
 pub use self::error::{NodeError, StartError};
 pub use self::handle::{FollowerStatus, NodeHandle, NodeStatus, Proposed};
@@ -114,7 +114,10 @@ impl<S: StateMachine> Node<S> {
             shared: Arc::clone(&shared),
             id: config.id(),
         };
-        let backend = TcpBackend::detect();
+        let backend = match config.io_backend {
+            IoBackend::Auto => TcpBackend::detect(),
+            IoBackend::Threads => TcpBackend::Thread,
+        };
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<Started>(1);
         let name = format!("ringraft-node-{}", config.id());
         let thread = std::thread::Builder::new().name(name).spawn(move || {
@@ -282,6 +285,10 @@ impl<S: StateMachine> Boot<S> {
                 durability: match cfg.durability {
                     Durability::Fdatasync => ringraft_wal::Durability::Fdatasync,
                     Durability::NoSync => ringraft_wal::Durability::NoSync,
+                },
+                backend: match cfg.io_backend {
+                    IoBackend::Auto => ringraft_wal::BackendKind::Auto,
+                    IoBackend::Threads => ringraft_wal::BackendKind::Thread,
                 },
                 ..ringraft_wal::Config::default()
             },
