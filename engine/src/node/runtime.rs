@@ -439,7 +439,7 @@ impl<S: StateMachine> Runner<S> {
                 commands.iter().map(|c| c.data.len() as u64).sum::<u64>();
             self.complete_proposals(&commands, responses);
         }
-        let members_before = conf_changed.then(|| self.raw.status().membership.members());
+        let members_before = conf_changed.then(|| self.raw.membership().members());
         self.raw.on_applied(last)?;
         self.applied = last;
         self.fail_overtaken_proposals();
@@ -485,11 +485,11 @@ impl<S: StateMachine> Runner<S> {
         if self.state.conf_waiters.is_empty() {
             return;
         }
-        let membership = self.raw.status().membership;
+        let joint = self.raw.membership().is_joint();
         let applied = self.applied;
         let (done, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.state.conf_waiters)
             .into_iter()
-            .partition(|(i, _)| *i <= applied && !membership.is_joint());
+            .partition(|(i, _)| *i <= applied && !joint);
         self.state.conf_waiters = keep;
         for (i, reply) in done {
             let _ = reply.send(Ok(i));
@@ -508,7 +508,7 @@ impl<S: StateMachine> Runner<S> {
 
     /// Disconnects nodes that left the membership.
     fn after_conf_change(&mut self, before: &std::collections::BTreeSet<NodeId>) {
-        let after = self.raw.status().membership.members();
+        let after = self.raw.membership().members();
         for gone in before.difference(&after) {
             if *gone != self.config.id() {
                 self.transport.remove_peer(*gone);
@@ -638,10 +638,8 @@ impl<S: StateMachine> Runner<S> {
         // The core decides (its role may have changed since the last Ready was handled).
         match self.raw.propose(storage::command_data(TAG_COMMAND, data)) {
             Ok(index) => {
-                let term = self
-                    .raw
-                    .term_at(index)
-                    .expect("a just-appended entry is in the log");
+                // The entry's term is the current term (no step between the two calls).
+                let term = self.raw.term();
                 self.state.proposals.insert(
                     index,
                     PendingProposal {
@@ -864,18 +862,8 @@ impl<S: StateMachine> Runner<S> {
         if entries < te && bytes < tb {
             return Ok(());
         }
-        // The core compacts its log up to the snapshot, so a follower still replicating
-        // below it would need the whole snapshot. Wait (up to twice the threshold) until the
-        // replicating followers have caught up with what is applied.
-        if self.state.role == Role::Leader && entries < 2 * te && bytes < 2 * tb {
-            let applied = self.applied;
-            let behind = self.raw.status().progress.values().any(|p| {
-                p.state == crate::raft::ProgressState::Replicate && p.match_index < applied
-            });
-            if behind {
-                return Ok(());
-            }
-        }
+        // The core keeps the entries near followers still need (log_retain_entries_max), so
+        // a threshold snapshot does not push healthy followers onto snapshots.
         self.take_snapshot().map(|_| ())
     }
 
@@ -893,7 +881,7 @@ impl<S: StateMachine> Runner<S> {
         let meta = SnapshotMeta {
             index,
             term,
-            membership: self.raw.status().membership,
+            membership: self.raw.membership().clone(),
         };
         let sm = &self.sm;
         let path = snapshot::write(&self.snap_dir, &meta, &self.peers, |w| sm.snapshot(w))?;
