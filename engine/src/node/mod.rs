@@ -33,7 +33,9 @@
 //! # Module layout
 //! - `config`: [`NodeConfig`] and its validation; `error`: [`NodeError`], [`StartError`];
 //! - `state_machine`: the [`StateMachine`] trait; `handle`: [`NodeHandle`] and requests;
-//! - `runtime`: the event loop (write path, apply, reads, snapshots);
+//! - `runtime`: the event loop and the write path; `runtime/apply`: committed entries,
+//!   proposals, membership and reads; `runtime/requests`: the handles' requests;
+//!   `runtime/snapshots`: taking, streaming and installing snapshots;
 //! - `storage`: the WAL adapter and restart path; `snapshot`: snapshot files;
 //! - `metrics`: counters and histograms. Messages go on the wire with
 //!   [`crate::transport::codec`].

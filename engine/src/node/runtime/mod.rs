@@ -1,0 +1,513 @@
+//! The node thread: one event loop drives the core with the WAL, the transport and the
+//! state machine.
+//!
+//! One loop turn: wait for anything (a request, a message, a WAL completion, a tick, a
+//! snapshot event), take everything else that is already queued (up to the batch limits),
+//! then turn every Ready into work. Everything proposed in a turn becomes one WAL append and
+//! one AppendEntries per follower.
+//!
+//! Ordering per Ready (see `crate::raft::Ready`): `messages` leave at once, so a leader's
+//! AppendEntries are on the wire while its own WAL write runs; the WAL ticket is queued in
+//! `inflight`; only when it completes do `persisted_messages` leave (votes, append acks: a
+//! follower acknowledges after its fdatasync) and does the core hear `on_persisted` (a leader
+//! counts itself toward commit only then). Tickets complete in submission order, so the
+//! queue is acknowledged front to back.
+
+mod apply;
+mod requests;
+mod snapshots;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant as StdInstant};
+
+use bytes::Bytes;
+use ringraft_wal::{Ticket, Wal};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+use crate::node::handle::{
+    FollowerStatus, NodeStatus, Proposed, ReadFn, Reply, Request, Shared, STOP_ABRUPT, STOP_NONE,
+};
+use crate::node::metrics::Metrics;
+use crate::node::storage::{self, TAG_COMMAND, TAG_PEER_ADDR};
+use crate::node::{snapshot, Command, NodeConfig, NodeError, StateMachine};
+use crate::raft::{
+    Entry, EntryKind, Instant, LogIndex, Message, MessageBody, NodeId, ProposeError, RawNode,
+    ReadId, Ready, Role, SnapshotMeta,
+};
+use crate::transport::codec;
+use crate::transport::{Inbox, Incoming, SnapshotReceiver, Transport};
+
+/// Messages taken from the inbox per loop turn before the Readys are processed, so that a
+/// flood of traffic cannot starve proposals and WAL completions.
+const INBOX_BATCH_MAX: usize = 4096;
+/// Snapshot streams (sent or received) reporting back to the loop at once.
+pub(crate) const EVENTS_MAX: usize = 64;
+
+/// Completions of work done off the loop (snapshot streams on their own threads).
+pub(crate) enum Event {
+    SnapshotSent {
+        to: NodeId,
+        ok: bool,
+    },
+    SnapshotReceived {
+        from: NodeId,
+        header: Bytes,
+        path: Result<PathBuf, String>,
+    },
+}
+
+/// One Ready whose persistence is under way.
+struct InFlight {
+    number: u64,
+    /// The WAL request that covers everything this Ready wrote (None: it wrote nothing).
+    ticket: Option<Ticket>,
+    submitted: StdInstant,
+    /// Set when the ticket completed.
+    done: Option<Result<u64, ringraft_wal::Error>>,
+    /// Leave only once this Ready is durable.
+    messages: Vec<Message>,
+}
+
+struct PendingProposal {
+    term: crate::raft::Term,
+    reply: Reply<Proposed>,
+    _permit: OwnedSemaphorePermit,
+    at: StdInstant,
+}
+
+struct PendingRead<S> {
+    f: ReadFn<S>,
+    deadline: StdInstant,
+}
+
+/// Everything the node thread owns.
+pub(crate) struct Runner<S> {
+    pub(crate) raw: RawNode,
+    pub(crate) sm: S,
+    pub(crate) wal: Wal,
+    pub(crate) transport: Box<dyn Transport>,
+    pub(crate) inbox: Inbox,
+    pub(crate) rx: mpsc::Receiver<Request<S>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) config: NodeConfig,
+    pub(crate) clock: StdInstant,
+    pub(crate) snap_dir: PathBuf,
+    pub(crate) events_tx: mpsc::Sender<Event>,
+    pub(crate) events_rx: mpsc::Receiver<Event>,
+    /// Index the next WAL append must carry (accepted, not necessarily durable).
+    pub(crate) wal_next: u64,
+    pub(crate) peers: BTreeMap<NodeId, SocketAddr>,
+    pub(crate) applied: LogIndex,
+    pub(crate) snapshot_index: LogIndex,
+    pub(crate) state: LoopState<S>,
+}
+
+/// The loop's bookkeeping of requests in progress.
+pub(crate) struct LoopState<S> {
+    inflight: VecDeque<InFlight>,
+    proposals: BTreeMap<LogIndex, PendingProposal>,
+    conf_waiters: Vec<(LogIndex, Reply<LogIndex>)>,
+    transfer: Option<(NodeId, StdInstant, Reply<()>)>,
+    reads: HashMap<ReadId, PendingRead<S>>,
+    /// Confirmed reads waiting for `applied` to reach their index.
+    reads_waiting: BTreeMap<(LogIndex, ReadId), PendingRead<S>>,
+    next_read: u64,
+    role: Role,
+    leader: Option<NodeId>,
+    sending: HashSet<NodeId>,
+    receiving: HashSet<NodeId>,
+    /// A verified snapshot file received with the InstallSnapshot just stepped.
+    received: Option<(LogIndex, PathBuf)>,
+    entries_since_snapshot: u64,
+    bytes_since_snapshot: u64,
+    requests_closed: bool,
+    inbox_closed: bool,
+}
+
+impl<S> Default for LoopState<S> {
+    fn default() -> Self {
+        LoopState {
+            inflight: VecDeque::new(),
+            proposals: BTreeMap::new(),
+            conf_waiters: Vec::new(),
+            transfer: None,
+            reads: HashMap::new(),
+            reads_waiting: BTreeMap::new(),
+            next_read: 1,
+            role: Role::Follower,
+            leader: None,
+            sending: HashSet::new(),
+            receiving: HashSet::new(),
+            received: None,
+            entries_since_snapshot: 0,
+            bytes_since_snapshot: 0,
+            requests_closed: false,
+            inbox_closed: false,
+        }
+    }
+}
+
+/// A fatal error: the node stops (a failed fsync is never retried).
+#[derive(Debug)]
+struct Fatal(String);
+
+impl<E: std::fmt::Display> From<E> for Fatal {
+    fn from(e: E) -> Self {
+        Fatal(e.to_string())
+    }
+}
+
+/// Polls a ticket once without waiting.
+fn poll_now(t: &mut Ticket) -> Option<Result<u64, ringraft_wal::Error>> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match std::pin::Pin::new(t).poll(&mut cx) {
+        Poll::Ready(r) => Some(r),
+        Poll::Pending => None,
+    }
+}
+
+use std::future::Future;
+
+/// Waits for the first in-flight ticket that has not completed yet.
+async fn next_ticket(q: &mut VecDeque<InFlight>) -> (usize, Result<u64, ringraft_wal::Error>) {
+    let found = q
+        .iter_mut()
+        .enumerate()
+        .find(|(_, f)| f.done.is_none() && f.ticket.is_some());
+    match found {
+        Some((i, f)) => {
+            let t = f.ticket.as_mut().expect("checked above");
+            (i, t.await)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl<S: StateMachine> Runner<S> {
+    fn now(&self) -> Instant {
+        Instant(u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// Runs until shutdown or a fatal error; then releases everything.
+    pub(crate) async fn run(mut self) {
+        let tick = Duration::from_nanos(self.config.raft.tick_nanos);
+        let mut next_tick = tokio::time::Instant::now() + tick;
+        let result = loop {
+            if self.shared.stop.load(Ordering::Acquire) != STOP_NONE {
+                break Ok(());
+            }
+            if let Err(e) = self.turn(&mut next_tick, tick).await {
+                break Err(e);
+            }
+        };
+        let abrupt = self.shared.stop.load(Ordering::Acquire) == STOP_ABRUPT;
+        self.stop(result, abrupt);
+    }
+
+    async fn turn(
+        &mut self,
+        next_tick: &mut tokio::time::Instant,
+        tick: Duration,
+    ) -> Result<(), Fatal> {
+        let deadline = *next_tick;
+        let st = &mut self.state;
+        tokio::select! {
+            biased;
+            () = self.shared.wake.notified() => {}
+            (i, r) = next_ticket(&mut st.inflight) => st.inflight[i].done = Some(r),
+            req = self.rx.recv(), if !st.requests_closed => match req {
+                Some(req) => self.on_request(req)?,
+                None => self.state.requests_closed = true,
+            },
+            inc = self.inbox.recv(), if !st.inbox_closed => match inc {
+                Some(inc) => self.on_incoming(inc),
+                None => self.state.inbox_closed = true,
+            },
+            ev = self.events_rx.recv() => if let Some(ev) = ev { self.on_event(ev)? },
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+        self.drain()?;
+        // Ticks are checked on every turn, not only when the timer branch wins: a steady
+        // stream of requests or messages must not starve heartbeats and elections.
+        let now = tokio::time::Instant::now();
+        if now >= *next_tick {
+            self.on_tick();
+            // After a stall, resume the cadence from now rather than firing a burst.
+            *next_tick = (*next_tick + tick).max(now);
+        }
+        self.process_readies()
+    }
+
+    /// Takes whatever else is queued, without waiting.
+    fn drain(&mut self) -> Result<(), Fatal> {
+        for _ in 0..self.config.batch_commands_max {
+            match self.rx.try_recv() {
+                Ok(req) => self.on_request(req)?,
+                Err(_) => break,
+            }
+        }
+        for _ in 0..INBOX_BATCH_MAX {
+            match self.inbox.try_recv() {
+                Some(inc) => self.on_incoming(inc),
+                None => break,
+            }
+        }
+        while let Ok(ev) = self.events_rx.try_recv() {
+            self.on_event(ev)?;
+        }
+        Ok(())
+    }
+
+    fn process_readies(&mut self) -> Result<(), Fatal> {
+        loop {
+            self.reap()?;
+            if !self.raw.has_ready() {
+                break;
+            }
+            let rd = self.raw.ready();
+            self.handle_ready(rd)?;
+        }
+        if let Some((_, path)) = self.state.received.take() {
+            // The core did not install it (stale by the time it was stepped).
+            let _ = std::fs::remove_file(path);
+        }
+        if let Some(e) = self.wal.fatal_error() {
+            return Err(Fatal(format!("wal: {e}")));
+        }
+        Ok(())
+    }
+
+    /// Acknowledges completed Readys, front to back.
+    fn reap(&mut self) -> Result<(), Fatal> {
+        while let Some(front) = self.state.inflight.front_mut() {
+            if front.done.is_none() {
+                if let Some(t) = front.ticket.as_mut() {
+                    front.done = poll_now(t);
+                }
+            }
+            match (&front.ticket, &front.done) {
+                (Some(_), None) => break,
+                (_, Some(Err(e))) => return Err(Fatal(format!("wal write failed: {e}"))),
+                _ => {}
+            }
+            let f = self
+                .state
+                .inflight
+                .pop_front()
+                .expect("front exists: checked above");
+            if f.ticket.is_some() {
+                self.metrics.record_fsync(f.submitted.elapsed());
+            }
+            for m in f.messages {
+                self.send(m);
+            }
+            let now = self.now();
+            self.raw.on_persisted(f.number, now);
+        }
+        Ok(())
+    }
+
+    fn handle_ready(&mut self, rd: Ready) -> Result<(), Fatal> {
+        Metrics::inc(&self.metrics.counters.readies, 1);
+        if let Some(ss) = rd.soft_state {
+            self.on_soft_state(ss.role, ss.leader);
+        }
+        for m in rd.messages {
+            self.send(m);
+        }
+        let mut ticket = None;
+        if let Some(meta) = rd.snapshot {
+            ticket = Some(self.install_snapshot(&meta)?);
+        }
+        if let Some(last) = rd.entries.last() {
+            let first = rd.entries[0].index.0;
+            if first < self.wal_next {
+                // A follower's conflicting suffix (Raft paper 5.3): drop it first.
+                self.wal.truncate_suffix(first)?;
+                self.wal_next = first;
+            }
+            assert_eq!(
+                first, self.wal_next,
+                "invariant: entries follow the stored log"
+            );
+            self.wal_next = last.index.0 + 1;
+            let batch = rd.entries.iter().map(storage::entry_to_wal).collect();
+            ticket = Some(self.wal.append(batch)?);
+            Metrics::inc(&self.metrics.counters.wal_appends, 1);
+        }
+        if let Some(hs) = rd.hard_state {
+            ticket = Some(self.wal.set_hard_state(storage::hard_state_to_wal(&hs))?);
+        }
+        self.state.inflight.push_back(InFlight {
+            number: rd.number,
+            ticket,
+            submitted: StdInstant::now(),
+            done: None,
+            messages: rd.persisted_messages,
+        });
+        if !rd.committed_entries.is_empty() {
+            self.apply(&rd.committed_entries)?;
+        }
+        for rs in rd.read_states {
+            if let Some(r) = self.state.reads.remove(&rs.id) {
+                self.state.reads_waiting.insert((rs.index, rs.id), r);
+            }
+        }
+        for (id, e) in rd.failed_reads {
+            if let Some(r) = self.state.reads.remove(&id) {
+                Metrics::inc(&self.metrics.counters.reads_failed, 1);
+                (r.f)(Err(NodeError::Read(e)));
+            }
+        }
+        self.serve_reads();
+        Ok(())
+    }
+
+    fn on_soft_state(&mut self, role: Role, leader: Option<NodeId>) {
+        let was_leader = self.state.role == Role::Leader;
+        self.state.role = role;
+        self.state.leader = leader;
+        if was_leader && role != Role::Leader {
+            self.fail_leader_requests(&NodeError::LeadershipLost);
+        }
+        if let Some((to, _, _)) = &self.state.transfer {
+            if leader == Some(*to) {
+                if let Some((_, _, reply)) = self.state.transfer.take() {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        }
+        tracing::debug!(id = %self.config.id(), ?role, ?leader, "role changed");
+    }
+
+    fn fail_leader_requests(&mut self, e: &NodeError) {
+        let failed = self.state.proposals.len() as u64;
+        for (_, p) in std::mem::take(&mut self.state.proposals) {
+            let _ = p.reply.send(Err(e.clone()));
+        }
+        Metrics::inc(&self.metrics.counters.proposals_failed, failed);
+        for (_, reply) in self.state.conf_waiters.drain(..) {
+            let _ = reply.send(Err(e.clone()));
+        }
+    }
+
+    fn send(&mut self, m: Message) {
+        if let MessageBody::InstallSnapshot { .. } = &m.body {
+            self.send_snapshot(m);
+            return;
+        }
+        match codec::encode(&m) {
+            Ok(payload) => {
+                Metrics::inc(&self.metrics.counters.messages_sent, 1);
+                // Loss is fine (Raft retransmits); unreachable peers are reported on the
+                // next tick.
+                let _ = self.transport.send(m.to, payload);
+            }
+            Err(e) => tracing::error!(to = %m.to, error = %e, "message cannot be encoded"),
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.now();
+        self.raw.tick(now);
+        for id in self.transport.take_unreachable() {
+            self.raw.report_unreachable(id);
+        }
+        let t = StdInstant::now();
+        let expired: Vec<ReadId> = self
+            .state
+            .reads
+            .iter()
+            .filter(|(_, r)| r.deadline <= t)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(r) = self.state.reads.remove(&id) {
+                Metrics::inc(&self.metrics.counters.reads_failed, 1);
+                (r.f)(Err(NodeError::Timeout));
+            }
+        }
+        if self
+            .state
+            .transfer
+            .as_ref()
+            .is_some_and(|(_, d, _)| *d <= t)
+        {
+            if let Some((_, _, reply)) = self.state.transfer.take() {
+                let _ = reply.send(Err(NodeError::Timeout));
+            }
+        }
+    }
+
+    fn on_incoming(&mut self, inc: Incoming) {
+        match inc {
+            Incoming::Message { from, payload } => self.on_message(from, payload),
+            Incoming::Snapshot(rx) => self.receive_snapshot(rx),
+        }
+    }
+
+    fn on_message(&mut self, from: NodeId, payload: Bytes) {
+        let me = self.config.id();
+        let msg = match codec::decode_from(from, me, payload) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(%from, error = %e, "undecodable message");
+                Metrics::inc(&self.metrics.counters.messages_rejected, 1);
+                return;
+            }
+        };
+        // A snapshot's metadata is only believed together with its data (a stream).
+        if let MessageBody::InstallSnapshot { .. } = msg.body {
+            Metrics::inc(&self.metrics.counters.messages_rejected, 1);
+            return;
+        }
+        Metrics::inc(&self.metrics.counters.messages_received, 1);
+        let now = self.now();
+        if let Err(e) = self.raw.step(msg, now) {
+            tracing::warn!(%from, error = %e, "message refused by the core");
+            Metrics::inc(&self.metrics.counters.messages_rejected, 1);
+        }
+    }
+
+    fn stop(mut self, result: Result<(), Fatal>, abrupt: bool) {
+        let error = match &result {
+            Ok(()) => NodeError::Stopped,
+            Err(Fatal(e)) => {
+                tracing::error!(id = %self.config.id(), error = %e, "node stopped on a fatal error");
+                *self
+                    .shared
+                    .fatal
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.clone());
+                NodeError::Fatal(e.clone())
+            }
+        };
+        self.fail_leader_requests(&error);
+        for (_, r) in self.state.reads.drain() {
+            (r.f)(Err(error.clone()));
+        }
+        for (_, r) in std::mem::take(&mut self.state.reads_waiting) {
+            (r.f)(Err(error.clone()));
+        }
+        if let Some((_, _, reply)) = self.state.transfer.take() {
+            let _ = reply.send(Err(error.clone()));
+        }
+        self.rx.close();
+        while let Ok(req) = self.rx.try_recv() {
+            requests::fail_request(req, &error);
+        }
+        self.transport.shutdown();
+        if !abrupt && result.is_ok() {
+            // Everything accepted becomes durable; the log reopens without repair.
+            if let Err(e) = self.wal.flush() {
+                tracing::error!(error = %e, "final wal flush failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Snapshots: taking them, streaming them to followers, installing received ones.
+
+use super::*;
+
+/// Snapshots: taking them, streaming them to followers, installing received ones.
+impl<S: StateMachine> Runner<S> {
+    pub(super) fn on_event(&mut self, ev: Event) -> Result<(), Fatal> {
+        match ev {
+            Event::SnapshotSent { to, ok } => {
+                self.state.sending.remove(&to);
+                if ok {
+                    Metrics::inc(&self.metrics.counters.snapshots_sent, 1);
+                }
+                self.raw.report_snapshot(to, ok);
+            }
+            Event::SnapshotReceived { from, header, path } => {
+                self.state.receiving.remove(&from);
+                match path {
+                    Ok(path) => self.step_snapshot(from, &header, path),
+                    Err(e) => tracing::warn!(%from, error = %e, "snapshot stream failed"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps an InstallSnapshot whose data arrived complete and verified.
+    pub(super) fn step_snapshot(&mut self, from: NodeId, header: &Bytes, path: PathBuf) {
+        let me = self.config.id();
+        let verified = codec::decode(header.clone())
+            .ok()
+            .and_then(|m| match &m.body {
+                MessageBody::InstallSnapshot { meta, .. } if m.from == from && m.to == me => {
+                    let (h, _) = snapshot::open(&path).ok()?;
+                    (h.meta == *meta).then_some(m)
+                }
+                _ => None,
+            });
+        let Some(msg) = verified else {
+            Metrics::inc(&self.metrics.counters.messages_rejected, 1);
+            let _ = std::fs::remove_file(&path);
+            return;
+        };
+        if let MessageBody::InstallSnapshot { meta, .. } = &msg.body {
+            self.state.received = Some((meta.index, path));
+        }
+        let now = self.now();
+        if let Err(e) = self.raw.step(msg, now) {
+            tracing::warn!(%from, error = %e, "snapshot refused by the core");
+        }
+    }
+
+    pub(super) fn maybe_snapshot(&mut self) -> Result<(), Fatal> {
+        let entries = self.state.entries_since_snapshot;
+        let bytes = self.state.bytes_since_snapshot;
+        let (te, tb) = (
+            self.config.snapshot_entries_threshold,
+            self.config.snapshot_bytes_threshold,
+        );
+        if entries < te && bytes < tb {
+            return Ok(());
+        }
+        // The core keeps the entries near followers still need (log_retain_entries_max), so
+        // a threshold snapshot does not push healthy followers onto snapshots.
+        self.take_snapshot().map(|_| ())
+    }
+
+    /// Writes a snapshot at the applied index, then tells the core, stores the metadata in
+    /// the WAL, and compacts the WAL prefix once that metadata is durable.
+    pub(super) fn take_snapshot(&mut self) -> Result<LogIndex, Fatal> {
+        let index = self.applied;
+        if index <= self.snapshot_index {
+            return Ok(self.snapshot_index);
+        }
+        let term = self
+            .raw
+            .term_at(index)
+            .ok_or_else(|| Fatal(format!("no term for applied index {index}")))?;
+        let meta = SnapshotMeta {
+            index,
+            term,
+            membership: self.raw.membership().clone(),
+        };
+        let sm = &self.sm;
+        let path = snapshot::write(&self.snap_dir, &meta, &self.peers, |w| sm.snapshot(w))?;
+        let core_meta = self.raw.on_snapshot_created(index)?;
+        assert_eq!(
+            core_meta, meta,
+            "the core's snapshot metadata matches the file's"
+        );
+        self.wal
+            .set_snapshot_meta(storage::meta_to_wal(&meta))?
+            .wait()?;
+        self.wal.compact_prefix(index.0)?;
+        snapshot::prune(&self.snap_dir, index)?;
+        tracing::debug!(id = %self.config.id(), %index, ?path, "snapshot taken");
+        self.snapshot_index = index;
+        self.state.entries_since_snapshot = 0;
+        self.state.bytes_since_snapshot = 0;
+        Metrics::inc(&self.metrics.counters.snapshots_taken, 1);
+        Ok(index)
+    }
+
+    /// Streams the snapshot file to `m.to` on a thread of its own; the outcome comes back as
+    /// [`Event::SnapshotSent`].
+    pub(super) fn send_snapshot(&mut self, m: Message) {
+        let MessageBody::InstallSnapshot { meta, .. } = &m.body else {
+            unreachable!("called for InstallSnapshot only");
+        };
+        let to = m.to;
+        if !self.state.sending.insert(to) {
+            return;
+        }
+        let path = self.snap_dir.join(snapshot::file_name(meta.index));
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(%to, ?path, error = %e, "snapshot file missing");
+                self.state.sending.remove(&to);
+                self.raw.report_snapshot(to, false);
+                return;
+            }
+        };
+        let header = match codec::encode(&m) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(%to, error = %e, "snapshot header cannot be encoded");
+                self.state.sending.remove(&to);
+                self.raw.report_snapshot(to, false);
+                return;
+            }
+        };
+        let sender = match self.transport.start_snapshot(to, header) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%to, error = %e, "cannot open a snapshot stream");
+                self.state.sending.remove(&to);
+                self.raw.report_snapshot(to, false);
+                return;
+            }
+        };
+        let events = self.events_tx.clone();
+        let chunk = self.config.snapshot_chunk_bytes;
+        let spawned = std::thread::Builder::new()
+            .name(format!("ringraft-snap-send-{to}"))
+            .spawn(move || {
+                let ok = crate::node::block_on(stream_file(file, sender, chunk)).is_ok();
+                let _ = events.blocking_send(Event::SnapshotSent { to, ok });
+            });
+        if spawned.is_err() {
+            self.state.sending.remove(&to);
+            self.raw.report_snapshot(to, false);
+        }
+    }
+
+    /// Receives a snapshot stream into a file on a thread of its own; the verified file
+    /// comes back as [`Event::SnapshotReceived`].
+    pub(super) fn receive_snapshot(&mut self, mut rx: SnapshotReceiver) {
+        let from = rx.from();
+        if !self.state.receiving.insert(from) {
+            return; // dropping the receiver aborts the duplicate stream
+        }
+        let path = self
+            .snap_dir
+            .join(format!("recv-{from}-{}.recv", rx.stream_id()));
+        let events = self.events_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("ringraft-snap-recv-{from}"))
+            .spawn(move || {
+                let header = rx.header().clone();
+                let r = crate::node::block_on(receive_file(&mut rx, &path));
+                let path = match r {
+                    Ok(()) => Ok(path),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&path);
+                        Err(e)
+                    }
+                };
+                let _ = events.blocking_send(Event::SnapshotReceived { from, header, path });
+            });
+        if spawned.is_err() {
+            self.state.receiving.remove(&from);
+        }
+    }
+
+    /// Installs the snapshot the core accepted: restore the state machine, keep the file,
+    /// store the metadata, and replace the stored log (keeping entries after the snapshot
+    /// only if the log holds the snapshot's last entry with its term).
+    pub(super) fn install_snapshot(&mut self, meta: &SnapshotMeta) -> Result<Ticket, Fatal> {
+        let (index, path) = self
+            .state
+            .received
+            .take()
+            .expect("invariant: the core installs only snapshots stepped with their data");
+        assert_eq!(
+            index, meta.index,
+            "the installed snapshot is the one received"
+        );
+        let (header, mut data) = snapshot::open(&path)?;
+        self.sm.restore(&mut data)?;
+        drop(data);
+        let final_path = self.snap_dir.join(snapshot::file_name(index));
+        std::fs::rename(&path, &final_path)?;
+        snapshot::sync_dir(&self.snap_dir)?;
+        for (id, addr) in header.peers {
+            self.learn_peer(id, addr);
+        }
+        let ticket = self.wal.set_snapshot_meta(storage::meta_to_wal(meta))?;
+        self.wal.flush()?;
+        let keep =
+            self.wal.last_index() >= index.0 && self.wal.term(index.0).ok() == Some(meta.term.0);
+        if !keep {
+            let first = self.wal.first_index();
+            if self.wal.last_index() >= first {
+                self.wal.truncate_suffix(first)?;
+            }
+            self.wal_next = index.0 + 1;
+        }
+        self.wal.compact_prefix(index.0)?;
+        self.wal_next = self.wal_next.max(index.0 + 1);
+        snapshot::prune(&self.snap_dir, index)?;
+        self.applied = index;
+        self.snapshot_index = index;
+        self.state.entries_since_snapshot = 0;
+        self.state.bytes_since_snapshot = 0;
+        self.fail_overtaken_proposals();
+        self.serve_reads();
+        Metrics::inc(&self.metrics.counters.snapshots_installed, 1);
+        tracing::debug!(id = %self.config.id(), %index, "snapshot installed");
+        Ok(ticket)
+    }
+}
+
+pub(super) async fn stream_file(
+    mut file: std::fs::File,
+    mut sender: crate::transport::SnapshotSender,
+    chunk: usize,
+) -> Result<(), String> {
+    use std::io::Read;
+    loop {
+        let mut buf = vec![0u8; chunk];
+        let n = file.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        sender
+            .send_chunk(Bytes::from(buf))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    sender.finish().await.map_err(|e| e.to_string())
+}
+
+pub(super) async fn receive_file(
+    rx: &mut SnapshotReceiver,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    use std::io::Write;
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut w = std::io::BufWriter::new(file);
+    while let Some(chunk) = rx.next_chunk().await.map_err(|e| e.to_string())? {
+        w.write_all(&chunk).map_err(|e| e.to_string())?;
+    }
+    let file = w.into_inner().map_err(|e| e.to_string())?;
+    file.sync_data().map_err(|e| e.to_string())?;
+    snapshot::open(path).map_err(|e| e.to_string())?;
+    Ok(())
+}
