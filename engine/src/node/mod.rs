@@ -411,6 +411,21 @@ mod tests {
     }
 
     #[test]
+    fn handles_are_send_sync_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<NodeHandle<KvStateMachine>>();
+        fn send<T: Send>(_: &T) {}
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = start(dir.path(), |_| {});
+        let h = node.handle();
+        // The handle's futures are Send too, so any multi-threaded runtime can spawn them.
+        send(&h.propose(bytes::Bytes::new()));
+        send(&h.read(ReadMode::Lease, |kv: &KvStateMachine| kv.len()));
+        send(&h.status());
+        node.shutdown();
+    }
+
+    #[test]
     fn invalid_configuration_is_refused_at_start() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = NodeConfig::new(3, NodeId(1), dir.path());
