@@ -643,6 +643,36 @@ async fn superseded_connection_never_delivers<H: Harness>(h: H) {
     c.nodes[0].shutdown();
 }
 
+async fn address_change_redials<H: Harness>(h: H) {
+    let mut c = cluster(&h, 2, |_| {});
+    c.nodes[0]
+        .send(NodeId(2), Bytes::from_static(b"old"))
+        .expect("queued");
+    recv_message(&mut c.inboxes[1]).await;
+    // Node 2 moves: a new endpoint elsewhere, while the old one still runs.
+    let (moved, mut moved_inbox, moved_addr) = h.start(config(2), any_port());
+    moved.add_peer(NodeId(1), c.addrs[0]).expect("peer");
+    c.nodes[0]
+        .add_peer(NodeId(2), moved_addr)
+        .expect("address update");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let _ = c.nodes[0].send(NodeId(2), Bytes::from_static(b"new"));
+        match tokio::time::timeout(Duration::from_millis(50), moved_inbox.recv()).await {
+            Ok(Some(Incoming::Message { from, payload })) => {
+                assert_eq!((from, payload), (NodeId(1), Bytes::from_static(b"new")));
+                break;
+            }
+            Ok(_) => panic!("unexpected inbox item or end"),
+            Err(_) => assert!(tokio::time::Instant::now() < deadline, "never redialed"),
+        }
+    }
+    moved.shutdown();
+    for node in &c.nodes {
+        node.shutdown();
+    }
+}
+
 macro_rules! conformance {
     ($($test:ident: $($runner:ident),+;)*) => {
         $(mod $test {
@@ -668,6 +698,7 @@ conformance! {
     superseded_connection_never_delivers: run_uring, run_threads;
     snapshot_aborts_when_the_connection_breaks: run_uring, run_threads;
     receiver_shutdown_aborts_the_sender: run_uring, run_threads;
+    address_change_redials: run_uring, run_threads;
 }
 
 /// The two TCP backends speak the same protocol: an io_uring node and a thread node talk.

@@ -76,10 +76,14 @@ pub(super) struct Frame {
     pub(super) payload: Bytes,
 }
 
-/// Appends one frame to `out`.
+/// The header of a frame carrying `payload` (the CRC covers both).
 ///
 /// The caller guarantees `payload.len() <= frame_bytes_max` (checked when queued).
-pub(super) fn encode_frame(out: &mut Vec<u8>, kind: FrameKind, stream: u64, payload: &[u8]) {
+pub(super) fn frame_header(
+    kind: FrameKind,
+    stream: u64,
+    payload: &[u8],
+) -> [u8; FRAME_HEADER_BYTES] {
     let len = u32::try_from(payload.len()).expect("payload length checked against frame_bytes_max");
     let mut header = [0u8; FRAME_HEADER_BYTES];
     header[0..4].copy_from_slice(&len.to_le_bytes());
@@ -89,7 +93,13 @@ pub(super) fn encode_frame(out: &mut Vec<u8>, kind: FrameKind, stream: u64, payl
     crc.update(&header[0..16]);
     crc.update(payload);
     header[16..20].copy_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(&header);
+    header
+}
+
+/// Appends one frame to `out` (tests build wire images with it).
+#[cfg(test)]
+pub(super) fn encode_frame(out: &mut Vec<u8>, kind: FrameKind, stream: u64, payload: &[u8]) {
+    out.extend_from_slice(&frame_header(kind, stream, payload));
     out.extend_from_slice(payload);
 }
 

@@ -99,8 +99,9 @@ pub trait Transport {
         header: Bytes,
     ) -> Result<SnapshotSender, SnapshotStreamError>;
 
-    /// Adds a peer (membership change), or updates its address. Connections to it are made
-    /// in the background; connections from it are accepted from now on.
+    /// Adds a peer (membership change), or updates its address (the connection to the old
+    /// address closes and the peer is dialed at the new one). Connections to it are made in
+    /// the background; connections from it are accepted from now on.
     ///
     /// # Errors
     /// [`TransportError::InvalidPeer`] for `NodeId(0)` or this node's own id, or

@@ -5,9 +5,9 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
-use super::frame::{encode_frame, FrameKind, FRAME_HEADER_BYTES};
+use super::frame::{frame_header, FrameKind, FRAME_HEADER_BYTES};
 
 /// One queued frame.
 #[derive(Debug)]
@@ -253,15 +253,94 @@ impl SendQueue {
     }
 }
 
-/// Encodes a batch into one contiguous buffer for a single write; returns the number of
-/// `Message` frames in it.
-pub(super) fn encode_batch(batch: &[Outgoing], out: &mut Vec<u8>) -> usize {
-    let mut msgs = 0;
-    for item in batch {
-        encode_frame(out, item.kind, item.stream, &item.payload);
-        msgs += usize::from(item.kind == FrameKind::Message);
+/// Payloads of at least this many bytes are written from their own buffer (one more iovec)
+/// instead of being copied into the batch: below it a copy is cheaper than an iovec.
+const ZERO_COPY_BYTES_MIN: usize = 8 << 10;
+/// Iovecs per write, well under the kernel's `IOV_MAX` (1024); past it payloads are copied.
+const IOVECS_MAX: usize = 256;
+
+/// One coalesced write: the frames of a batch as few buffers for one `writev`. Headers and
+/// small payloads are copied into contiguous runs; large payloads are referenced, not copied.
+#[derive(Debug, Default)]
+pub(super) struct WriteBatch {
+    parts: Vec<Bytes>,
+    run: BytesMut,
+    /// Invariant: total bytes in `parts` and `run`.
+    len: usize,
+    msgs: usize,
+    frames: usize,
+}
+
+impl WriteBatch {
+    /// Appends one frame.
+    pub(super) fn push(&mut self, kind: FrameKind, stream: u64, payload: &Bytes) {
+        self.run
+            .extend_from_slice(&frame_header(kind, stream, payload));
+        if payload.len() >= ZERO_COPY_BYTES_MIN && self.parts.len() + 2 < IOVECS_MAX {
+            self.parts.push(self.run.split().freeze());
+            self.parts.push(payload.clone());
+        } else {
+            self.run.extend_from_slice(payload);
+        }
+        self.len += FRAME_HEADER_BYTES + payload.len();
+        self.frames += 1;
+        self.msgs += usize::from(kind == FrameKind::Message);
     }
-    msgs
+
+    /// Appends every frame of `batch`.
+    pub(super) fn push_all(&mut self, batch: &[Outgoing]) {
+        for item in batch {
+            self.push(item.kind, item.stream, &item.payload);
+        }
+    }
+
+    /// The buffers to write, in order; the batch is empty afterwards (counters stay until
+    /// [`WriteBatch::clear`]).
+    pub(super) fn take_parts(&mut self) -> Vec<Bytes> {
+        if !self.run.is_empty() {
+            self.parts.push(self.run.split().freeze());
+        }
+        std::mem::take(&mut self.parts)
+    }
+
+    /// Bytes in the batch.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `Message` frames in the batch.
+    pub(super) fn msgs(&self) -> usize {
+        self.msgs
+    }
+
+    /// Frames in the batch.
+    pub(super) fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Resets the counters for the next batch.
+    pub(super) fn clear(&mut self) {
+        self.parts.clear();
+        self.run.clear();
+        self.len = 0;
+        self.msgs = 0;
+        self.frames = 0;
+    }
+}
+
+/// Drops the first `written` bytes from `parts` (after a partial vectored write).
+pub(super) fn advance_parts(parts: &mut Vec<Bytes>, mut written: usize) {
+    let mut done = 0;
+    for part in parts.iter_mut() {
+        if written >= part.len() {
+            written -= part.len();
+            done += 1;
+        } else {
+            bytes::Buf::advance(part, written);
+            break;
+        }
+    }
+    parts.drain(..done);
 }
 
 #[cfg(test)]
@@ -307,9 +386,120 @@ mod tests {
         batch.clear();
         assert!(queue.take_batch(&mut batch, 1 << 20));
         assert_eq!((batch.len(), queue.msgs()), (1, 0));
-        let mut out = Vec::new();
-        assert_eq!(encode_batch(&batch, &mut out), 1);
-        assert_eq!(out.len(), FRAME_HEADER_BYTES + 100);
+    }
+
+    #[test]
+    fn write_batch_is_the_wire_image_with_large_payloads_referenced() {
+        use super::super::frame::FrameDecoder;
+        let large = Bytes::from(vec![5u8; ZERO_COPY_BYTES_MIN]);
+        let items = [
+            (FrameKind::Message, 0, Bytes::from_static(b"small")),
+            (FrameKind::SnapshotChunk, 3, large.clone()),
+            (FrameKind::Message, 0, Bytes::from_static(b"tail")),
+        ];
+        let mut write = WriteBatch::default();
+        for (kind, stream, payload) in &items {
+            write.push(*kind, *stream, payload);
+        }
+        assert_eq!((write.frames(), write.msgs()), (3, 2));
+        let parts = write.take_parts();
+        assert_eq!(parts.len(), 3, "run, large payload, run");
+        assert_eq!(parts[1].as_ptr(), large.as_ptr(), "not copied");
+        let wire: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(wire.len(), write.len());
+        let mut decoder = FrameDecoder::new(1 << 20);
+        decoder.push(&wire);
+        for (kind, stream, payload) in items {
+            let frame = decoder.next_frame().unwrap().unwrap();
+            assert_eq!(
+                (frame.kind, frame.stream, frame.payload),
+                (kind, stream, payload)
+            );
+        }
+        // A partial write leaves exactly the unwritten suffix.
+        let mut rest = parts.clone();
+        advance_parts(&mut rest, parts[0].len() + 10);
+        let suffix: Vec<u8> = rest.iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(suffix, wire[parts[0].len() + 10..]);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Message(usize),
+        Control,
+        Take(usize),
+        DropControls,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0usize..300).prop_map(Op::Message),
+            Just(Op::Control),
+            (1usize..1000).prop_map(Op::Take),
+            Just(Op::DropControls),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Against a naive model: the bounds hold after every operation, frames leave in
+        /// push order, nothing is lost or duplicated except by `drop_controls`.
+        #[test]
+        fn queue_matches_a_naive_model(ops in proptest::collection::vec(op(), 0..200)) {
+            const MSGS: usize = 8;
+            const BYTES: usize = 1000;
+            const CONTROLS: usize = 4;
+            let queue = SendQueue::new(MSGS, BYTES, CONTROLS);
+            let mut model: VecDeque<(bool, usize, u64)> = VecDeque::new();
+            let mut next = 0u64;
+            for op in ops {
+                match op {
+                    Op::Message(len) => {
+                        let (msgs, bytes) = model.iter().filter(|m| m.0)
+                            .fold((0, 0), |(n, b), m| (n + 1, b + m.1));
+                        let fits = msgs < MSGS && bytes + len <= BYTES;
+                        let mut payload = vec![0u8; len];
+                        if len >= 8 { payload[..8].copy_from_slice(&next.to_le_bytes()); }
+                        let pushed = queue.push_message(Bytes::from(payload));
+                        proptest::prop_assert_eq!(pushed.is_ok(), fits);
+                        if fits { model.push_back((true, len, next)); }
+                        next += 1;
+                    }
+                    Op::Control => {
+                        let fits = model.iter().filter(|m| !m.0).count() < CONTROLS;
+                        let pushed = queue.push_control(
+                            FrameKind::SnapshotAck, next, Bytes::new());
+                        proptest::prop_assert_eq!(pushed.is_ok(), fits);
+                        if fits { model.push_back((false, 0, next)); }
+                        next += 1;
+                    }
+                    Op::Take(max) => {
+                        let was_empty = model.is_empty();
+                        let mut batch = Vec::new();
+                        proptest::prop_assert!(queue.take_batch(&mut batch, max));
+                        let mut bytes = 0;
+                        for item in &batch {
+                            let (is_msg, len, id) = model.pop_front().expect("model has it");
+                            proptest::prop_assert_eq!(item.kind == FrameKind::Message, is_msg);
+                            proptest::prop_assert_eq!(item.payload.len(), len);
+                            if is_msg && len >= 8 {
+                                proptest::prop_assert_eq!(&item.payload[..8], &id.to_le_bytes());
+                            } else if !is_msg {
+                                proptest::prop_assert_eq!(item.stream, id);
+                            }
+                            bytes += FRAME_HEADER_BYTES + len;
+                        }
+                        proptest::prop_assert!(batch.len() <= 1 || bytes <= max);
+                        proptest::prop_assert_eq!(batch.is_empty(), was_empty, "at least one frame");
+                    }
+                    Op::DropControls => {
+                        queue.drop_controls();
+                        model.retain(|m| m.0);
+                    }
+                }
+                proptest::prop_assert_eq!(queue.msgs(), model.iter().filter(|m| m.0).count());
+            }
+        }
     }
 
     #[test]

@@ -210,7 +210,10 @@ impl SnapshotSender {
     /// Ends the stream and waits until the receiving application has taken every chunk.
     ///
     /// # Errors
-    /// [`SnapshotStreamError::Aborted`] if the stream failed before the receiver took everything.
+    /// [`SnapshotStreamError::Aborted`] if the stream failed before the last acknowledgement
+    /// arrived. The receiver may still have taken everything (its connection broke right
+    /// after); the sender cannot tell, so it treats the snapshot as not sent, and Raft
+    /// resends it if the follower still needs it.
     pub async fn finish(mut self) -> Result<(), SnapshotStreamError> {
         self.push(ChunkEvent::End).await?;
         let acked = self.credit(self.window).await;

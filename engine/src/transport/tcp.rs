@@ -41,11 +41,18 @@ pub(super) struct Peer {
     pub(super) streams: Arc<OutStreams>,
     connected: AtomicBool,
     ever_connected: AtomicBool,
+    /// Set when the address changed: the current connection ends and the dialer redials.
+    redial: AtomicBool,
 }
 
 impl Peer {
     pub(super) fn addr(&self) -> SocketAddr {
         *lock(&self.addr)
+    }
+
+    /// Whether the connection must end because the address changed (clears the request).
+    pub(super) fn take_redial(&self) -> bool {
+        self.redial.swap(false, Ordering::AcqRel)
     }
 
     /// Whether the dialer must stop (peer removed or transport shut down).
@@ -86,8 +93,13 @@ impl Backoff {
         }
     }
 
-    pub(super) fn reset(&mut self) {
-        self.current = self.min;
+    /// Back to the shortest delay, if the connection that just ended had lived at least the
+    /// longest delay: a peer that accepts and then drops every connection at once does not
+    /// get redialed at the shortest delay forever.
+    pub(super) fn reset_after(&mut self, lived: Duration) {
+        if lived >= self.max {
+            self.current = self.min;
+        }
     }
 
     pub(super) fn next_delay(&mut self) -> Duration {
@@ -268,7 +280,12 @@ impl Shared {
         }
         let mut peers = lock(&self.peers);
         if let Some(peer) = peers.get(&id) {
-            *lock(&peer.addr) = addr;
+            let mut current = lock(&peer.addr);
+            if *current != addr {
+                *current = addr;
+                peer.redial.store(true, Ordering::Release);
+                peer.queue.wake();
+            }
             return Ok(None);
         }
         let queue = SendQueue::new(
@@ -283,6 +300,7 @@ impl Shared {
             streams: Arc::new(OutStreams::default()),
             connected: AtomicBool::new(false),
             ever_connected: AtomicBool::new(false),
+            redial: AtomicBool::new(false),
         });
         peers.insert(id, Arc::clone(&peer));
         Ok(Some(peer))
@@ -586,7 +604,12 @@ mod tests {
             );
             full = (full * 2).min(Duration::from_millis(200));
         }
-        backoff.reset();
+        backoff.reset_after(Duration::from_millis(1));
+        assert!(
+            backoff.next_delay() >= Duration::from_millis(100),
+            "short-lived: no reset"
+        );
+        backoff.reset_after(Duration::from_secs(1));
         assert!(backoff.next_delay() <= Duration::from_millis(10));
         // Two peers do not share a sequence.
         let mut other = Backoff::new(&config, NodeId(3));

@@ -5,7 +5,7 @@
 //! and a reader plus an acknowledgement writer per inbound connection.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,10 +16,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::error::HandshakeError;
-use super::frame::{encode_frame, FrameDecoder, FrameKind, READ_CHUNK_BYTES};
+use super::frame::{FrameDecoder, FrameKind, READ_CHUNK_BYTES};
 use super::handshake::HANDSHAKE_BYTES;
 use super::metrics::MetricsSnapshot;
-use super::queue::{encode_batch, SendQueue, Wait};
+use super::queue::{advance_parts, SendQueue, Wait, WriteBatch};
 use super::tcp::{lock, Backoff, InboundConn, Peer, Shared, INBOUND_CONNECTIONS_MAX};
 use super::{
     Inbox, Incoming, NodeId, SendError, SnapshotSender, SnapshotStreamError, Transport,
@@ -28,6 +28,8 @@ use super::{
 
 /// Longest sleep of a dialer between checks of whether its peer was removed.
 const DIALER_POLL: Duration = Duration::from_millis(20);
+/// Wait between attempts to deliver into a full inbox: only paid under backpressure.
+const INBOX_FULL_POLL: Duration = Duration::from_millis(1);
 
 /// Open sockets, so that shutdown can unblock the threads reading or writing them.
 #[derive(Debug, Default)]
@@ -274,7 +276,7 @@ fn inbound(inner: &Arc<Inner>, mut stream: TcpStream) {
             let acks = Arc::clone(&conn.acks);
             thread::Builder::new()
                 .name(format!("ringraft-ack-{from}"))
-                .spawn(move || write_loop(&shared, clone, &acks, &AtomicBool::new(false)))
+                .spawn(move || write_loop(&shared, clone, &acks, &|| false))
                 .ok()
         }
         Err(_) => None,
@@ -340,8 +342,31 @@ fn read_inbound(
         for item in ready.drain(..) {
             // Counted first, so that whoever receives the message also sees the count.
             shared.count_delivered();
-            if inbox.blocking_send(item).is_err() {
-                return "inbox closed".into();
+            if let Err(reason) = deliver(shared, inbox, item) {
+                return reason.into();
+            }
+        }
+    }
+}
+
+/// Hands `item` to the node, waiting while the inbox is full (TCP then pushes back on the
+/// sender). Polls rather than blocking in `blocking_send` so that a shutdown ends the wait
+/// even if the application keeps a full inbox and stops reading.
+fn deliver(
+    shared: &Shared,
+    inbox: &mpsc::Sender<Incoming>,
+    mut item: Incoming,
+) -> Result<(), &'static str> {
+    loop {
+        match inbox.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err("inbox closed"),
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                if shared.is_shut() {
+                    return Err("shut down");
+                }
+                item = back;
+                thread::sleep(INBOX_FULL_POLL);
             }
         }
     }
@@ -353,40 +378,48 @@ fn write_loop(
     shared: &Shared,
     mut stream: TcpStream,
     queue: &SendQueue,
-    dead: &AtomicBool,
+    stop: &dyn Fn() -> bool,
 ) -> (usize, String) {
     let batch_max = shared.config.write_batch_bytes_max;
     let mut batch = Vec::new();
-    let mut buf = Vec::with_capacity(batch_max);
+    let mut write = WriteBatch::default();
     loop {
         let wait = queue.wait_blocking(shared.config.keepalive_interval);
-        if dead.load(Ordering::Acquire) {
-            return (0, "reader ended".into());
+        if stop() {
+            return (0, "reader ended or address changed".into());
         }
-        let msgs = match wait {
+        match wait {
             Wait::Closed => return (0, "queue closed".into()),
-            Wait::Idle => {
-                encode_frame(&mut buf, FrameKind::Keepalive, 0, &[]);
-                0
-            }
+            Wait::Idle => write.push(FrameKind::Keepalive, 0, &Bytes::new()),
             Wait::Ready => {
                 if !queue.take_batch(&mut batch, batch_max) {
                     return (0, "queue closed".into());
                 }
-                encode_batch(&batch, &mut buf)
+                write.push_all(&batch);
             }
-        };
-        if let Err(error) = stream.write_all(&buf) {
-            let _ = stream.shutdown(Shutdown::Both);
-            return (msgs, error.to_string());
         }
-        shared.count_sent(batch.len().max(1), buf.len());
+        if let Err(error) = write_parts(&mut stream, write.take_parts()) {
+            let _ = stream.shutdown(Shutdown::Both);
+            return (write.msgs(), error.to_string());
+        }
+        shared.count_sent(write.frames(), write.len());
         batch.clear();
-        buf.clear();
-        if buf.capacity() > 2 * batch_max {
-            buf.shrink_to(batch_max);
+        write.clear();
+    }
+}
+
+/// Writes every byte of `parts` with as few `writev` calls as the socket allows.
+fn write_parts(stream: &mut TcpStream, mut parts: Vec<Bytes>) -> io::Result<()> {
+    while !parts.is_empty() {
+        let slices: Vec<IoSlice<'_>> = parts.iter().map(|part| IoSlice::new(part)).collect();
+        match stream.write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => advance_parts(&mut parts, n),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
         }
     }
+    Ok(())
 }
 
 /// Connects to `peer` and completes the dialer's side of the handshake.
@@ -412,15 +445,18 @@ fn dial_loop(inner: &Arc<Inner>, peer: &Arc<Peer>) {
     let shared = &inner.shared;
     let mut backoff = Backoff::new(&shared.config, peer.id);
     while !peer.is_removed() {
+        // A redial request is served by this dial: it reads the current address.
+        let _ = peer.take_redial();
         let addr = peer.addr();
         match dial(shared, peer, addr) {
             Ok(stream) => {
-                backoff.reset();
+                let since = std::time::Instant::now();
                 let id = inner.sockets.register(&stream);
                 shared.outbound_up(peer);
                 let (lost, reason) = run_outbound(shared, peer, stream);
                 inner.sockets.unregister(id);
                 shared.outbound_down(peer, lost, &reason);
+                backoff.reset_after(since.elapsed());
             }
             Err(reason) => {
                 if matches!(
@@ -463,7 +499,8 @@ fn run_outbound(shared: &Arc<Shared>, peer: &Arc<Peer>, stream: TcpStream) -> (u
     let Ok(writer_stream) = stream.try_clone() else {
         return (0, "cannot clone the socket".into());
     };
-    let (lost, mut reason) = write_loop(shared, writer_stream, &peer.queue, &dead);
+    let stop = || dead.load(Ordering::Acquire) || peer.take_redial();
+    let (lost, mut reason) = write_loop(shared, writer_stream, &peer.queue, &stop);
     let _ = stream.shutdown(Shutdown::Both);
     if let Ok(read_reason) = reader.join() {
         if dead.load(Ordering::Acquire) {

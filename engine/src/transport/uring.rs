@@ -16,10 +16,10 @@ use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 
 use super::error::HandshakeError;
-use super::frame::{encode_frame, FrameDecoder, FrameKind};
+use super::frame::{FrameDecoder, FrameKind};
 use super::handshake::HANDSHAKE_BYTES;
 use super::metrics::MetricsSnapshot;
-use super::queue::{encode_batch, SendQueue, Wait};
+use super::queue::{advance_parts, SendQueue, Wait, WriteBatch};
 use super::tcp::{Backoff, InboundConn, Peer, Shared, INBOUND_CONNECTIONS_MAX};
 use super::{
     Inbox, Incoming, NodeId, SendError, SnapshotSender, SnapshotStreamError, Transport,
@@ -330,7 +330,7 @@ async fn inbound(shared: &Arc<Shared>, stream: &TcpStream, remote: SocketAddr) {
     let in_flight = Cell::new(0);
     let reason = tokio::select! {
         reason = read_inbound(shared, stream, &conn, &slot, &inbox, remote) => reason,
-        reason = write_loop(shared, stream, &conn.acks, &in_flight) => reason,
+        reason = write_loop(shared, stream, &conn.acks, &in_flight, &|| false) => reason,
     };
     shared.inbound_ended(&conn, &reason);
 }
@@ -411,35 +411,48 @@ async fn write_loop(
     stream: &TcpStream,
     queue: &SendQueue,
     in_flight: &Cell<usize>,
+    stop: &dyn Fn() -> bool,
 ) -> String {
     let batch_max = shared.config.write_batch_bytes_max;
     let mut batch = Vec::new();
-    let mut buf = Vec::with_capacity(batch_max);
+    let mut write = WriteBatch::default();
     loop {
-        match queue.wait(shared.config.keepalive_interval).await {
+        let wait = queue.wait(shared.config.keepalive_interval).await;
+        if stop() {
+            return "address changed".into();
+        }
+        match wait {
             Wait::Closed => return "queue closed".into(),
-            Wait::Idle => encode_frame(&mut buf, FrameKind::Keepalive, 0, &[]),
+            Wait::Idle => write.push(FrameKind::Keepalive, 0, &Bytes::new()),
             Wait::Ready => {
                 if !queue.take_batch(&mut batch, batch_max) {
                     return "queue closed".into();
                 }
-                in_flight.set(encode_batch(&batch, &mut buf));
+                write.push_all(&batch);
+                in_flight.set(write.msgs());
             }
         }
-        let len = buf.len();
-        let (written, returned) = stream.write_all(buf).await;
-        buf = returned;
-        if let Err(error) = written {
+        if let Err(error) = writev_all(stream, write.take_parts()).await {
             return error.to_string();
         }
         in_flight.set(0);
-        shared.count_sent(batch.len().max(1), len);
+        shared.count_sent(write.frames(), write.len());
         batch.clear();
-        buf.clear();
-        if buf.capacity() > 2 * batch_max {
-            buf.shrink_to(batch_max);
+        write.clear();
+    }
+}
+
+/// Writes every byte of `parts` with as few `writev` operations as the socket allows.
+async fn writev_all(stream: &TcpStream, mut parts: Vec<Bytes>) -> io::Result<()> {
+    while !parts.is_empty() {
+        let (written, returned) = stream.writev(parts).await;
+        parts = returned;
+        match written? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => advance_parts(&mut parts, n),
         }
     }
+    Ok(())
 }
 
 async fn dial(shared: &Shared, peer: &Peer, addr: SocketAddr) -> Result<Conn, HandshakeError> {
@@ -459,19 +472,23 @@ async fn dial(shared: &Shared, peer: &Peer, addr: SocketAddr) -> Result<Conn, Ha
 async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
     let mut backoff = Backoff::new(&shared.config, peer.id);
     while !peer.is_removed() {
+        // A redial request is served by this dial: it reads the current address.
+        let _ = peer.take_redial();
         let addr = peer.addr();
         let dialed =
             tokio::time::timeout(shared.config.handshake_timeout, dial(&shared, &peer, addr)).await;
         match dialed.unwrap_or(Err(HandshakeError::Timeout)) {
             Ok(stream) => {
-                backoff.reset();
+                let since = tokio::time::Instant::now();
                 shared.outbound_up(&peer);
                 let in_flight = Cell::new(0);
+                let redial = || peer.take_redial();
                 let reason = tokio::select! {
-                    reason = write_loop(&shared, &stream, &peer.queue, &in_flight) => reason,
+                    reason = write_loop(&shared, &stream, &peer.queue, &in_flight, &redial) => reason,
                     reason = read_outbound(&shared, &peer, &stream) => reason,
                 };
                 shared.outbound_down(&peer, in_flight.get(), &reason);
+                backoff.reset_after(since.elapsed());
             }
             Err(reason) => {
                 if matches!(
