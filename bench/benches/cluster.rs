@@ -120,6 +120,12 @@ fn run(
 
 fn bench_durability(c: &mut Criterion, durability: Durability) {
     let b = start(durability);
+    println!(
+        "cluster bench: 3 nodes, {} B payloads, durability {}, io_uring {}",
+        PAYLOAD_BYTES,
+        durability.name(),
+        b.nodes[0].uses_io_uring()
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
