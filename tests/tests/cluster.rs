@@ -406,7 +406,17 @@ fn three_nodes_elect_commit_and_apply_in_order() {
 
 #[test]
 fn every_node_restarted_from_disk_keeps_every_acknowledged_write() {
-    let mut c = Cluster::new(3);
+    restart_all_keeps_acknowledged_writes(default_tweak);
+}
+
+/// The same with a snapshot every 64 entries: restart restores snapshots and replays logs.
+#[test]
+fn every_node_restarted_with_frequent_snapshots_keeps_every_acknowledged_write() {
+    restart_all_keeps_acknowledged_writes(small_snapshots);
+}
+
+fn restart_all_keeps_acknowledged_writes(tweak: fn(&mut NodeConfig)) {
+    let mut c = Cluster::with(3, tweak);
     c.wait_leader();
     let load = Load::start(&c.handles(), 4);
     load.wait_more(300);
