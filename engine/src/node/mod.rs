@@ -312,7 +312,7 @@ impl<S: StateMachine> Boot<S> {
                 peers.entry(id).or_insert(addr);
             }
         }
-        snapshot::prune(&snap_dir, snapshot_index)?;
+        snapshot::prune_at_start(&snap_dir, snapshot_index)?;
         peers.remove(&cfg.id());
         let clock = StdInstant::now();
         let seed = cfg.id().0.wrapping_mul(0x9e37_79b9_7f4a_7c15)

@@ -230,13 +230,20 @@ pub(crate) fn list(dir: &Path) -> io::Result<BTreeMap<LogIndex, PathBuf>> {
     Ok(out)
 }
 
-/// Deletes snapshot files older than `keep`, and leftover temporary files.
+/// Deletes snapshot files older than `keep`.
 pub(crate) fn prune(dir: &Path, keep: LogIndex) -> io::Result<()> {
     for (index, path) in list(dir)? {
         if index < keep {
             fs::remove_file(path)?;
         }
     }
+    sync_dir(dir)
+}
+
+/// Deletes snapshot files older than `keep` and the temporary files a crash left behind.
+/// Only at start: while the node runs, streams may be writing their temporary files.
+pub(crate) fn prune_at_start(dir: &Path, keep: LogIndex) -> io::Result<()> {
+    prune(dir, keep)?;
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "tmp" || e == "recv") {
@@ -298,6 +305,12 @@ mod tests {
         }
         fs::write(dir.path().join("x.recv"), b"partial").expect("write");
         prune(dir.path(), LogIndex(9)).expect("prune");
+        assert_eq!(
+            fs::read_dir(dir.path()).expect("dir").count(),
+            2,
+            "running: keep partials"
+        );
+        prune_at_start(dir.path(), LogIndex(9)).expect("prune");
         let left: Vec<_> = list(dir.path()).expect("list").into_keys().collect();
         assert_eq!(left, vec![LogIndex(9)]);
         assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 1);
