@@ -65,7 +65,7 @@ pub use self::config::{
 pub use self::error::{NodeError, StartError};
 pub use self::handle::{FollowerStatus, NodeHandle, NodeStatus, Proposed};
 pub use self::metrics::{CounterSnapshot, LatencySummary, MetricsSnapshot};
-pub use self::state_machine::{Command, StateMachine};
+pub use self::state_machine::{Command, SnapshotView, StateMachine};
 
 use self::handle::{Shared, STOP_ABRUPT, STOP_GRACEFUL};
 use self::metrics::Metrics;
@@ -395,11 +395,15 @@ mod tests {
         for i in 0..30 {
             set(&h, i);
         }
-        let st = block_on(h.status()).expect("status");
-        assert!(
-            st.snapshot_index > LogIndex(0),
-            "threshold snapshots were taken"
-        );
+        // Threshold snapshots are written off the loop: wait for one to complete.
+        let deadline = StdInstant::now() + Duration::from_secs(20);
+        while block_on(h.status()).expect("status").snapshot_index == LogIndex(0) {
+            assert!(
+                StdInstant::now() < deadline,
+                "no threshold snapshot completed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert!(h.metrics().counters.snapshots_taken >= 1);
         node.shutdown();
         let node = start(dir.path(), |c| c.snapshot_entries_threshold = 8);

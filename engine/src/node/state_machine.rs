@@ -46,9 +46,30 @@ pub trait StateMachine: Send + 'static {
     /// An I/O error of `out`; the snapshot is abandoned.
     fn snapshot(&self, out: &mut dyn Write) -> io::Result<()>;
 
+    /// Optional: a point-in-time, owned view of the state that writes itself (as
+    /// [`StateMachine::snapshot`] would) on another thread, so that a large snapshot does not
+    /// stall the node's loop. The view must be cheap to take (a copy-on-write or MVCC handle,
+    /// not a deep copy). `None` (the default) makes the node call `snapshot` on its own thread.
+    fn snapshot_view(&self) -> Option<Box<dyn SnapshotView>> {
+        None
+    }
+
     /// Replaces the whole state by the one in `input` (written by [`StateMachine::snapshot`]).
     ///
     /// # Errors
     /// An I/O error or malformed input; the node stops, as its state is then unknown.
     fn restore(&mut self, input: &mut dyn Read) -> io::Result<()>;
+}
+
+/// A point-in-time view of a state machine, from [`StateMachine::snapshot_view`].
+///
+/// # Correctness
+/// It writes exactly the state as of the moment it was taken (what `snapshot` would have
+/// written then), whatever the state machine applies afterwards.
+pub trait SnapshotView: Send + 'static {
+    /// Writes the state to `out`, in the format [`StateMachine::restore`] reads.
+    ///
+    /// # Errors
+    /// An I/O error of `out`; the snapshot is abandoned.
+    fn write_to(self: Box<Self>, out: &mut dyn Write) -> io::Result<()>;
 }

@@ -49,14 +49,19 @@ const INBOX_BATCH_MAX: usize = 4096;
 pub(crate) const EVENTS_MAX: usize = 64;
 
 /// Completions of work done off the loop (snapshot streams on their own threads).
-pub(crate) enum Event {
-    SnapshotSent {
+pub(crate) enum SnapshotEvent {
+    Sent {
         to: NodeId,
         ok: bool,
     },
-    SnapshotReceived {
+    Received {
         from: NodeId,
         header: Bytes,
+        path: Result<PathBuf, String>,
+    },
+    /// A snapshot written from a [`crate::node::SnapshotView`] off the loop.
+    Written {
+        meta: SnapshotMeta,
         path: Result<PathBuf, String>,
     },
 }
@@ -98,8 +103,8 @@ pub(crate) struct Runner<S> {
     pub(crate) config: NodeConfig,
     pub(crate) clock: StdInstant,
     pub(crate) snap_dir: PathBuf,
-    pub(crate) events_tx: mpsc::Sender<Event>,
-    pub(crate) events_rx: mpsc::Receiver<Event>,
+    pub(crate) events_tx: mpsc::Sender<SnapshotEvent>,
+    pub(crate) events_rx: mpsc::Receiver<SnapshotEvent>,
     /// Index the next WAL append must carry (accepted, not necessarily durable).
     pub(crate) wal_next: u64,
     pub(crate) peers: BTreeMap<NodeId, SocketAddr>,
@@ -126,6 +131,9 @@ pub(crate) struct LoopState<S> {
     received: Option<(LogIndex, PathBuf)>,
     entries_since_snapshot: u64,
     bytes_since_snapshot: u64,
+    /// Index of a snapshot being written off the loop, and the requests waiting for it.
+    snapshot_writing: Option<LogIndex>,
+    snapshot_waiters: Vec<Reply<LogIndex>>,
     requests_closed: bool,
     inbox_closed: bool,
 }
@@ -147,6 +155,8 @@ impl<S> Default for LoopState<S> {
             received: None,
             entries_since_snapshot: 0,
             bytes_since_snapshot: 0,
+            snapshot_writing: None,
+            snapshot_waiters: Vec::new(),
             requests_closed: false,
             inbox_closed: false,
         }
@@ -496,6 +506,9 @@ impl<S: StateMachine> Runner<S> {
             (r.f)(Err(error.clone()));
         }
         if let Some((_, _, reply)) = self.state.transfer.take() {
+            let _ = reply.send(Err(error.clone()));
+        }
+        for reply in self.state.snapshot_waiters.drain(..) {
             let _ = reply.send(Err(error.clone()));
         }
         self.rx.close();

@@ -43,10 +43,15 @@ impl<S: StateMachine> Runner<S> {
                 }
             }
             Request::Snapshot { reply } => {
-                let r = self
-                    .take_snapshot()
-                    .map_err(|Fatal(e)| NodeError::Snapshot(e));
-                let _ = reply.send(r);
+                if self.state.snapshot_writing.is_some() {
+                    // Answered when the snapshot being written completes.
+                    self.state.snapshot_waiters.push(reply);
+                } else {
+                    let r = self
+                        .take_snapshot()
+                        .map_err(|Fatal(e)| NodeError::Snapshot(e));
+                    let _ = reply.send(r);
+                }
             }
             Request::Status { reply } => {
                 let _ = reply.send(Ok(self.status()));

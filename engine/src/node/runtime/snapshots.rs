@@ -1,25 +1,48 @@
 //! Snapshots: taking them, streaming them to followers, installing received ones.
 
+use std::path::Path;
+
 use super::*;
 
 /// Snapshots: taking them, streaming them to followers, installing received ones.
 impl<S: StateMachine> Runner<S> {
-    pub(super) fn on_event(&mut self, ev: Event) -> Result<(), Fatal> {
+    pub(super) fn on_event(&mut self, ev: SnapshotEvent) -> Result<(), Fatal> {
         match ev {
-            Event::SnapshotSent { to, ok } => {
+            SnapshotEvent::Sent { to, ok } => {
                 self.state.sending.remove(&to);
                 if ok {
                     Metrics::inc(&self.metrics.counters.snapshots_sent, 1);
                 }
                 self.raw.report_snapshot(to, ok);
             }
-            Event::SnapshotReceived { from, header, path } => {
+            SnapshotEvent::Received { from, header, path } => {
                 self.state.receiving.remove(&from);
                 match path {
                     Ok(path) => self.step_snapshot(from, &header, path),
                     Err(e) => tracing::warn!(%from, error = %e, "snapshot stream failed"),
                 }
             }
+            SnapshotEvent::Written { meta, path } => self.on_snapshot_written(&meta, path)?,
+        }
+        Ok(())
+    }
+
+    fn on_snapshot_written(
+        &mut self,
+        meta: &SnapshotMeta,
+        path: Result<PathBuf, String>,
+    ) -> Result<(), Fatal> {
+        self.state.snapshot_writing = None;
+        let result = match path {
+            Ok(path) => self.finish_snapshot(meta, &path).map_err(|Fatal(e)| e),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(index = %meta.index, error = %e, "background snapshot failed");
+        }
+        for reply in self.state.snapshot_waiters.drain(..) {
+            let r = result.clone().map_err(NodeError::Snapshot);
+            let _ = reply.send(r);
         }
         Ok(())
     }
@@ -62,47 +85,94 @@ impl<S: StateMachine> Runner<S> {
         }
         // The core keeps the entries near followers still need (log_retain_entries_max), so
         // a threshold snapshot does not push healthy followers onto snapshots.
-        self.take_snapshot().map(|_| ())
+        if self.state.snapshot_writing.is_some() {
+            return Ok(());
+        }
+        let Some(meta) = self.snapshot_meta()? else {
+            return Ok(());
+        };
+        let Some(view) = self.sm.snapshot_view() else {
+            return self.take_snapshot().map(|_| ());
+        };
+        // Written off the loop; the core and the WAL hear of it when the file is durable.
+        self.state.snapshot_writing = Some(meta.index);
+        self.state.entries_since_snapshot = 0;
+        self.state.bytes_since_snapshot = 0;
+        let (dir, peers, events) = (
+            self.snap_dir.clone(),
+            self.peers.clone(),
+            self.events_tx.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("ringraft-snap-write-{}", self.config.id()))
+            .spawn(move || {
+                let path = snapshot::write(&dir, &meta, &peers, |w| view.write_to(w))
+                    .map_err(|e| e.to_string());
+                let _ = events.blocking_send(SnapshotEvent::Written { meta, path });
+            });
+        if let Err(e) = spawned {
+            self.state.snapshot_writing = None;
+            tracing::warn!(error = %e, "cannot start the snapshot thread");
+        }
+        Ok(())
     }
 
-    /// Writes a snapshot at the applied index, then tells the core, stores the metadata in
-    /// the WAL, and compacts the WAL prefix once that metadata is durable.
-    pub(super) fn take_snapshot(&mut self) -> Result<LogIndex, Fatal> {
+    /// The metadata of a snapshot at the applied index, if it would be newer than the last.
+    fn snapshot_meta(&self) -> Result<Option<SnapshotMeta>, Fatal> {
         let index = self.applied;
         if index <= self.snapshot_index {
-            return Ok(self.snapshot_index);
+            return Ok(None);
         }
         let term = self
             .raw
             .term_at(index)
             .ok_or_else(|| Fatal(format!("no term for applied index {index}")))?;
-        let meta = SnapshotMeta {
+        Ok(Some(SnapshotMeta {
             index,
             term,
             membership: self.raw.membership().clone(),
+        }))
+    }
+
+    /// Writes a snapshot at the applied index on the loop, then finishes it.
+    pub(super) fn take_snapshot(&mut self) -> Result<LogIndex, Fatal> {
+        let Some(meta) = self.snapshot_meta()? else {
+            return Ok(self.snapshot_index);
         };
         let sm = &self.sm;
         let path = snapshot::write(&self.snap_dir, &meta, &self.peers, |w| sm.snapshot(w))?;
+        self.state.entries_since_snapshot = 0;
+        self.state.bytes_since_snapshot = 0;
+        self.finish_snapshot(&meta, &path)
+    }
+
+    /// A durable snapshot file exists for `meta`: tell the core, store the metadata in the
+    /// WAL, and compact the WAL prefix once that metadata is durable.
+    fn finish_snapshot(&mut self, meta: &SnapshotMeta, path: &Path) -> Result<LogIndex, Fatal> {
+        let index = meta.index;
+        if index <= self.snapshot_index {
+            // A newer snapshot was installed while this one was written.
+            let _ = std::fs::remove_file(path);
+            return Ok(self.snapshot_index);
+        }
         let core_meta = self.raw.on_snapshot_created(index)?;
         assert_eq!(
-            core_meta, meta,
+            core_meta, *meta,
             "the core's snapshot metadata matches the file's"
         );
         self.wal
-            .set_snapshot_meta(storage::meta_to_wal(&meta))?
+            .set_snapshot_meta(storage::meta_to_wal(meta))?
             .wait()?;
         self.wal.compact_prefix(index.0)?;
         snapshot::prune(&self.snap_dir, index)?;
         tracing::debug!(id = %self.config.id(), %index, ?path, "snapshot taken");
         self.snapshot_index = index;
-        self.state.entries_since_snapshot = 0;
-        self.state.bytes_since_snapshot = 0;
         Metrics::inc(&self.metrics.counters.snapshots_taken, 1);
         Ok(index)
     }
 
     /// Streams the snapshot file to `m.to` on a thread of its own; the outcome comes back as
-    /// [`Event::SnapshotSent`].
+    /// [`SnapshotEvent::Sent`].
     pub(super) fn send_snapshot(&mut self, m: Message) {
         let MessageBody::InstallSnapshot { meta, .. } = &m.body else {
             unreachable!("called for InstallSnapshot only");
@@ -145,7 +215,7 @@ impl<S: StateMachine> Runner<S> {
             .name(format!("ringraft-snap-send-{to}"))
             .spawn(move || {
                 let ok = crate::node::block_on(stream_file(file, sender, chunk)).is_ok();
-                let _ = events.blocking_send(Event::SnapshotSent { to, ok });
+                let _ = events.blocking_send(SnapshotEvent::Sent { to, ok });
             });
         if spawned.is_err() {
             self.state.sending.remove(&to);
@@ -154,7 +224,7 @@ impl<S: StateMachine> Runner<S> {
     }
 
     /// Receives a snapshot stream into a file on a thread of its own; the verified file
-    /// comes back as [`Event::SnapshotReceived`].
+    /// comes back as [`SnapshotEvent::Received`].
     pub(super) fn receive_snapshot(&mut self, mut rx: SnapshotReceiver) {
         let from = rx.from();
         if !self.state.receiving.insert(from) {
@@ -176,7 +246,7 @@ impl<S: StateMachine> Runner<S> {
                         Err(e)
                     }
                 };
-                let _ = events.blocking_send(Event::SnapshotReceived { from, header, path });
+                let _ = events.blocking_send(SnapshotEvent::Received { from, header, path });
             });
         if spawned.is_err() {
             self.state.receiving.remove(&from);
