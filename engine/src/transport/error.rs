@@ -6,6 +6,7 @@ use super::NodeId;
 
 /// A configuration field out of range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error("invalid transport config: {field}: {reason}")]
 pub struct ConfigError {
     /// The offending field.

@@ -7,6 +7,8 @@
 //!   thread. [`ThreadTransport`]: the same protocol on `std::net` and plain threads, for hosts
 //!   where io_uring is unavailable ([`TcpBackend::detect`] chooses and warns once).
 //! - [`MemoryTransport`]: in-process, for tests and benchmarks; links can be cut on command.
+//! - [`codec`]: the binary encoding of the core's `Message` carried as payload. A runtime
+//!   sends `codec::encode(&msg)` to `msg.to` and steps `codec::decode_from(from, local, p)`.
 //!
 //! Wire protocol (both TCP backends): one connection per peer and direction. The dialer sends
 //! a handshake (magic, protocol version, cluster id, its node id, the node id it wants; see
