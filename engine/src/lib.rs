@@ -12,3 +12,8 @@ pub mod kv;
 pub mod node;
 pub mod raft;
 pub mod transport;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
