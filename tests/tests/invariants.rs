@@ -206,10 +206,10 @@ fn acked_writes_must_stay_durable_on_a_majority() {
         digest: 10,
         key: 0,
         value: 1,
-        config: ConfigView {
+        configs: vec![ConfigView {
             voters: [1, 2, 3].into(),
             voters_outgoing: Default::default(),
-        },
+        }],
     };
     let acked = [write];
     let mut inv = AckedWritesDurable::default();
@@ -230,4 +230,32 @@ fn acked_writes_must_stay_durable_on_a_majority() {
         .check(&view(one, &rescan, &acked))
         .expect_err("only node 1 holds it");
     assert_eq!(err.property, "acknowledged writes durable");
+}
+
+#[test]
+fn acked_writes_accept_any_configuration_in_force_before_the_ack() {
+    // Committed on {2, 3} under {2, 3, 5} after the cluster shrank from {1, ..., 5}.
+    let with = log(&[(1, 10)]);
+    let without = log(&[]);
+    let config = |voters: &[u64]| ConfigView {
+        voters: voters.iter().copied().collect(),
+        voters_outgoing: Default::default(),
+    };
+    let write = AckedWrite {
+        index: 1,
+        term: 1,
+        digest: 10,
+        key: 0,
+        value: 1,
+        configs: vec![config(&[1, 2, 3, 4, 5]), config(&[2, 3, 5])],
+    };
+    let acked = [write];
+    let nodes = vec![
+        node(1, &without, &without, 0),
+        node(2, &with, &with, 1),
+        node(3, &with, &with, 1),
+    ];
+    assert!(AckedWritesDurable::default()
+        .check(&view(nodes, &[], &acked))
+        .is_ok());
 }

@@ -1,10 +1,11 @@
 //! Leader completeness: an entry committed in some term is in the log of every leader of a
 //! higher term (Raft paper figure 3). Also: a committed entry never changes.
 //!
-//! The committed prefix is learned from every live node's commit index and log mirror. A new
-//! leader is checked against everything committed so far; each newly committed entry is
-//! checked against every current leader whose term is above the term of the node that
-//! committed it (that node's term bounds the term the entry was committed in).
+//! The committed prefix is learned from every live node's commit index and log mirror, each
+//! entry with the term of the node that first reported it committed: that term is at least the
+//! term the entry was committed in, so checking only leaders of a higher term is sound. A new
+//! leader is checked against everything committed so far; each newly committed entry against
+//! every current leader.
 
 use std::collections::BTreeMap;
 
@@ -95,9 +96,13 @@ impl Invariant for LeaderCompleteness {
             .collect();
         for leader in &leaders {
             if new_leaders.contains(&leader.id) {
-                for (index, (entry, _, _)) in &self.committed {
-                    if let Err(e) = self.leader_has(leader, *index, *entry) {
-                        return violation(self.name(), e);
+                // Only entries committed in a lower term bind it: a candidate that wins a stale
+                // term after a later leader already committed more is legal (it will learn).
+                for (index, (entry, committer_term, _)) in &self.committed {
+                    if leader.term > *committer_term {
+                        if let Err(e) = self.leader_has(leader, *index, *entry) {
+                            return violation(self.name(), e);
+                        }
                     }
                 }
             }

@@ -174,9 +174,11 @@ pub struct AckedWrite {
     pub key: u64,
     /// Value written.
     pub value: u64,
-    /// The membership the acknowledging leader committed it under: a majority of each of its
-    /// voter sets had it durably, and a committed entry is never lost from a disk again.
-    pub config: ConfigView,
+    /// Every membership in force at some point before the acknowledgement. The leader that
+    /// committed the write did so under one of them (its applied membership then), so a
+    /// majority of each voter set of that one had it durably, and a committed entry is never
+    /// lost from a disk again. Without membership changes this is just the initial voters.
+    pub configs: Vec<ConfigView>,
 }
 
 /// Something that happened during the step just taken.

@@ -137,20 +137,24 @@ impl SimDisk {
         at
     }
 
-    /// Makes the oldest pending write durable if it is `number`; returns whether durable
-    /// entries were truncated, or `None` if that write is not next (lost in a crash).
+    /// Makes every pending write up to `number` durable, in order (writes complete in order,
+    /// so a later completion implies the earlier ones; their own completion events may still
+    /// be queued behind a paused process). Returns whether durable entries were truncated, or
+    /// `None` if `number` is not pending (already durable, or lost in a crash).
     pub fn complete(&mut self, number: u64) -> Option<bool> {
-        if self.pending.front().map(|w| w.number) != Some(number) {
+        if !self.pending.iter().any(|w| w.number == number) {
             return None;
         }
-        let w = self.pending.pop_front().expect("front checked above");
         let mut shrunk = false;
-        if let Some(snap) = w.snapshot {
-            shrunk |= self.durable.store_snapshot(snap);
-        }
-        shrunk |= self.durable.write_entries(&w.entries);
-        if let Some(hs) = w.hard_state {
-            self.durable.hard_state = hs;
+        while self.pending.front().is_some_and(|w| w.number <= number) {
+            let w = self.pending.pop_front().expect("front checked above");
+            if let Some(snap) = w.snapshot {
+                shrunk |= self.durable.store_snapshot(snap);
+            }
+            shrunk |= self.durable.write_entries(&w.entries);
+            if let Some(hs) = w.hard_state {
+                self.durable.hard_state = hs;
+            }
         }
         Some(shrunk)
     }

@@ -67,6 +67,8 @@ pub struct SimNode {
     pub leader: Option<u64>,
     /// Local time of the next tick.
     pub next_tick_local: u64,
+    /// True time until which the process is paused (takes no input).
+    pub paused_until: u64,
     kv: KvStore,
     /// Messages waiting for the persistence of a Ready, by Ready number.
     held: BTreeMap<u64, Vec<Message>>,
@@ -124,6 +126,7 @@ impl SimNode {
             role: Role::Follower,
             leader: None,
             next_tick_local: 0,
+            paused_until: 0,
             kv: KvStore::new(),
             held: BTreeMap::new(),
             incoming_snapshots: BTreeMap::new(),
@@ -206,6 +209,7 @@ impl SimNode {
         self.confirmed_reads.clear();
         self.role = Role::Follower;
         self.leader = None;
+        self.paused_until = 0;
     }
 
     /// The membership the node acts on, in ids.
@@ -294,8 +298,9 @@ impl SimNode {
         }
         let local = self.local_now(now);
         self.raw().on_persisted(number, local);
-        for m in self.held.remove(&number).unwrap_or_default() {
-            out.sends.push((m, None));
+        let later = self.held.split_off(&(number + 1));
+        for (_, msgs) in std::mem::replace(&mut self.held, later) {
+            out.sends.extend(msgs.into_iter().map(|m| (m, None)));
         }
     }
 
@@ -443,7 +448,8 @@ impl SimNode {
                         digest: rec.digest,
                         key: cmd.key,
                         value: cmd.value,
-                        config: self.config_view(),
+                        // Filled in by the simulator, which knows the configurations.
+                        configs: Vec::new(),
                     });
                 }
             }

@@ -77,7 +77,7 @@ pub struct SimParams {
 }
 
 /// Percent of seeds run with the leader-flapping profile.
-pub const FLAPPY_PERCENT: u64 = 30;
+pub const FLAPPY_PERCENT: u64 = 40;
 
 /// Relative weights of the nemesis' choices at each decision point.
 #[derive(Clone, Debug)]
@@ -96,6 +96,8 @@ pub struct NemesisWeights {
     pub membership: u64,
     /// A leadership transfer.
     pub transfer: u64,
+    /// Pause a process (the leader half of the time) for up to a second.
+    pub pause: u64,
 }
 
 impl SimParams {
@@ -142,6 +144,7 @@ impl SimParams {
             heal: rng.range(1, 5),
             membership: if rng.chance(50) { rng.range(1, 4) } else { 0 },
             transfer: rng.range(0, 3),
+            pause: rng.range(0, 4),
         };
         let mut p = SimParams {
             seed,
@@ -193,7 +196,20 @@ impl SimParams {
         self.nemesis.partition = rng.range(4, 10);
         self.nemesis.heal = rng.range(3, 8);
         self.nemesis.membership = 0;
+        self.nemesis.pause = 0;
         self.nemesis_interval_nanos = rng.range(20_000_000, 100_000_000);
-        self.write_percent = rng.range(60, 90);
+        self.write_percent = rng.range(40, 80);
+        // Lease reads right after leader changes, on leaders whose own disk is slow: a new
+        // leader that served lease reads before its no-op commits would answer from a state
+        // that lacks writes the previous leader acknowledged.
+        self.lease_read_percent = rng.range(70, 100);
+        self.random_target_percent = rng.range(0, 10);
+        self.clients = rng.range(3, 5);
+        if rng.chance(50) {
+            self.disk_latency_nanos = (
+                rng.range(2_000_000, 10_000_000),
+                rng.range(20_000_000, 60_000_000),
+            );
+        }
     }
 }

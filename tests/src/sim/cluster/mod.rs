@@ -16,7 +16,7 @@ use super::node::{role_view, NodeOutput, SimNode};
 use super::params::{self, SimParams};
 use super::trace::Trace;
 use crate::invariants::{
-    self, AckedWrite, ClusterView, DurableView, Invariant, NodeView, Observation,
+    self, AckedWrite, ClusterView, ConfigView, DurableView, Invariant, NodeView, Observation,
 };
 use crate::linearizability::History;
 use crate::rng::Rng;
@@ -183,6 +183,8 @@ pub struct Simulation {
     leader_first_commit: std::collections::BTreeSet<u64>,
     /// Applied index of the newest membership seen applied (see `update_membership`).
     conf_applied_index: u64,
+    /// Every membership seen in force (newest applied), the initial one first.
+    configs: Vec<ConfigView>,
     /// Highest log index on any node when the faults stopped.
     heal_floor: u64,
     /// Probes proposed so far.
@@ -223,6 +225,10 @@ impl Simulation {
             phase: Phase::Faults,
             conf_applied_index: 0,
             heal_floor: 0,
+            configs: vec![ConfigView {
+                voters: (1..=params.nodes).collect(),
+                voters_outgoing: Default::default(),
+            }],
             probes: 0,
             leader_commits: BTreeMap::new(),
             leader_first_commit: std::collections::BTreeSet::new(),
@@ -523,7 +529,28 @@ impl Simulation {
         Ok(())
     }
 
+    /// The node an event acts on, if it is a node's own input.
+    fn target(event: &Event) -> Option<u64> {
+        match event {
+            Event::Tick { node, .. }
+            | Event::Persisted { node, .. }
+            | Event::Request { node, .. }
+            | Event::TransportReport { node, .. } => Some(*node),
+            Event::Deliver { msg, .. } => Some(msg.to.0),
+            _ => None,
+        }
+    }
+
     fn handle(&mut self, event: Event) {
+        // A paused process (GC pause, SIGSTOP, a stalled VM) takes no input until it resumes;
+        // its clock keeps running, so it wakes up with `now` far ahead.
+        if let Some(id) = Self::target(&event) {
+            let until = self.nodes.get(&id).map_or(0, |n| n.paused_until);
+            if until > self.now {
+                self.schedule(until, event);
+                return;
+            }
+        }
         match event {
             Event::Tick { node, incarnation } => self.on_tick(node, incarnation),
             Event::Deliver { msg, snapshot } => self.on_deliver(msg, snapshot),
@@ -658,10 +685,14 @@ impl Simulation {
             .contains(&Observation::DurableShrunkOrConfigChanged);
         self.observations.extend(out.observations);
         self.stats.acked_writes += out.acked.len() as u64;
-        self.acked.extend(out.acked);
         if conf_applied {
             self.update_membership(id);
         }
+        let configs = &self.configs;
+        self.acked.extend(out.acked.into_iter().map(|mut w| {
+            w.configs = configs.clone();
+            w
+        }));
     }
 
     /// After `id` applied a membership change: if it is the newest configuration applied
@@ -679,6 +710,13 @@ impl Simulation {
             return;
         }
         self.conf_applied_index = applied;
+        let config = ConfigView {
+            voters: m.voters.iter().map(|n| n.0).collect(),
+            voters_outgoing: m.voters_outgoing.iter().map(|n| n.0).collect(),
+        };
+        if self.configs.last() != Some(&config) {
+            self.configs.push(config);
+        }
         for n in self.nodes.values_mut() {
             if m.contains(n.node_id()) {
                 n.admitted = true;

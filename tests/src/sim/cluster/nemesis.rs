@@ -17,6 +17,7 @@ enum Action {
     Heal,
     Membership,
     Transfer,
+    Pause,
 }
 
 impl Simulation {
@@ -60,6 +61,7 @@ impl Simulation {
             (Action::Heal, w.heal),
             (Action::Membership, w.membership),
             (Action::Transfer, w.transfer),
+            (Action::Pause, w.pause),
         ];
         let total: u64 = choices.iter().map(|(_, w)| w).sum();
         let mut roll = self.rng_nemesis.below(total.max(1));
@@ -79,6 +81,7 @@ impl Simulation {
             Action::Heal => self.schedule(self.now, Event::Heal),
             Action::Membership => self.nemesis_membership(),
             Action::Transfer => self.nemesis_transfer(),
+            Action::Pause => self.nemesis_pause(),
         }
         let next = self.now
             + self
@@ -115,6 +118,25 @@ impl Simulation {
         ));
         let downtime = self.rng_nemesis.range(10_000_000, 1_500_000_000);
         self.schedule(self.now + downtime, Event::Restart { node: victim });
+    }
+
+    fn nemesis_pause(&mut self) {
+        let alive = self.alive_members();
+        if alive.is_empty() {
+            return;
+        }
+        let victim = match self.current_leader() {
+            Some(l) if self.rng_nemesis.chance(50) => l,
+            _ => *self.rng_nemesis.pick(&alive),
+        };
+        let until = self.now + self.rng_nemesis.range(20_000_000, 1_000_000_000);
+        if let Some(n) = self.nodes.get_mut(&victim) {
+            n.paused_until = n.paused_until.max(until);
+        }
+        self.trace_line(format!(
+            "NEMESIS pause n{victim} until {}ms",
+            until / 1_000_000
+        ));
     }
 
     fn nemesis_restart(&mut self) {
@@ -287,6 +309,9 @@ impl Simulation {
         self.network.params.duplicate_ppm = 0;
         self.network.params.delay_long_ppm = 0;
         self.phase = Phase::Healing { since: self.now };
+        for n in self.nodes.values_mut() {
+            n.paused_until = 0;
+        }
         self.heal_floor = self
             .nodes
             .values()
@@ -294,7 +319,9 @@ impl Simulation {
             .max()
             .unwrap_or(0);
         self.schedule(self.now, Event::Probe);
-        self.trace_line("FAULTS END: network healed, crashed members restart".to_string());
+        self.trace_line(
+            "FAULTS END: network healed, paused nodes resume, crashed members restart".to_string(),
+        );
         let dead: Vec<u64> = self
             .nodes
             .values()
