@@ -1,4 +1,4 @@
-//! Real directories: `pwrite` + `fdatasync`, optionally through io_uring.
+//! Real directories: `pwrite` + `fdatasync`, the fdatasync optionally through io_uring.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -15,8 +15,8 @@ use super::{IoBackend, SegmentIo};
 /// Zero-fill chunk used when allocating a segment.
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
 
-/// A real directory. Writes and syncs go through io_uring when the backend has a ring,
-/// otherwise through `pwrite` and `fdatasync` on the calling thread.
+/// A real directory. Writes are `pwrite` on the calling thread; syncs go through io_uring
+/// when the backend has a ring, otherwise through `fdatasync` on the calling thread.
 pub struct DirBackend {
     dir: PathBuf,
     dir_file: File,
@@ -173,19 +173,18 @@ impl SegmentIo for DirSegment {
         Ok(self.whole.slice(offset..offset + len))
     }
 
+    /// The write is a plain `pwrite` on the committing thread with every backend; only the
+    /// fdatasync goes through the ring. ext4 does not complete a buffered write submitted to
+    /// a ring inline: it punts it to an io-wq worker, one more thread hand-off per commit.
+    /// Measured against the linked write + fdatasync submission (ext4 on a RAM-backed loop
+    /// device, 256 B records): one appender 39 -> 36 us, batch 512 116 -> 113 us, 256
+    /// appenders 211 -> 137 us per 256 records.
     fn write_all_and_sync(&self, offset: u64, buf: &[u8], sync: bool) -> io::Result<()> {
-        match &self.ring {
-            // Without a sync the ring only adds a hop: ext4 punts buffered ring writes to an
-            // io-wq worker (measured: 24.9 us against 4.9 us per no-sync append here).
-            Some(r) if sync => r.write_all_and_sync(&self.file, offset, buf, sync),
-            _ => {
-                self.file.write_all_at(buf, offset)?;
-                if sync {
-                    self.file.sync_data()?;
-                }
-                Ok(())
-            }
+        self.file.write_all_at(buf, offset)?;
+        if sync {
+            self.sync_data()?;
         }
+        Ok(())
     }
 }
 

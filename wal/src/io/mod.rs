@@ -54,7 +54,7 @@ pub trait SegmentIo: Send + Sync {
     /// Bytes `offset..offset + len`; zero-copy from the memory map for real files.
     fn read(&self, offset: usize, len: usize) -> io::Result<Bytes>;
     /// Writes all of `buf` at `offset`, then syncs if `sync`. Backends may override this to
-    /// submit both at once (io_uring links the write and the fdatasync).
+    /// submit both at once (io_uring can link a write and an fdatasync).
     fn write_all_and_sync(&self, offset: u64, buf: &[u8], sync: bool) -> io::Result<()> {
         write_all(self, offset, buf)?;
         if sync {

@@ -1,8 +1,10 @@
-//! A synchronous io_uring: one linked write + fdatasync per group commit, one syscall.
+//! A synchronous io_uring for the group commit's fdatasync.
 //!
-//! tokio-uring cannot link a write to the fdatasync after it and would force every commit
-//! onto its runtime thread (a thread hop per lone appender); the `io-uring` crate can do
-//! both from whichever thread commits.
+//! The write is not submitted here: ext4 punts buffered ring writes to an io-wq worker, and
+//! the linked write + fdatasync submission this module used to make measured slower than a
+//! `pwrite` on the committing thread followed by the ring's fdatasync (see
+//! `DirSegment::write_all_and_sync`). The `io-uring` crate is used rather than tokio-uring so
+//! that any thread can commit without hopping to a runtime thread.
 
 use std::fs::File;
 use std::io;
@@ -11,7 +13,7 @@ use std::sync::Mutex;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-/// Entries in the ring: a commit submits at most two.
+/// Entries in the ring: a commit submits one.
 const RING_ENTRIES: u32 = 8;
 
 pub(crate) struct Ring {
@@ -32,50 +34,6 @@ impl Ring {
             .user_data(0);
         let res = self.run(&[sqe])?;
         check(res[0]).map(|_| ())
-    }
-
-    /// Writes `buf` at `offset` and, if `sync`, fdatasyncs, with the two linked in one
-    /// submission. Short writes break the link; the rest is then written and synced again.
-    pub(crate) fn write_all_and_sync(
-        &self,
-        file: &File,
-        mut offset: u64,
-        mut buf: &[u8],
-        sync: bool,
-    ) -> io::Result<()> {
-        let fd = types::Fd(file.as_raw_fd());
-        loop {
-            let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-            let mut write = opcode::Write::new(fd, buf.as_ptr(), len)
-                .offset(offset)
-                .build()
-                .user_data(0);
-            if sync {
-                write = write.flags(squeue::Flags::IO_LINK);
-            }
-            let fsync = opcode::Fsync::new(fd)
-                .flags(types::FsyncFlags::DATASYNC)
-                .build()
-                .user_data(1);
-            let res = if sync {
-                self.run(&[write, fsync])?
-            } else {
-                self.run(&[write])?
-            };
-            let n = check(res[0])? as usize;
-            if n == buf.len() {
-                return if sync {
-                    check(res[1]).map(|_| ())
-                } else {
-                    Ok(())
-                };
-            }
-            if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0"));
-            }
-            offset += n as u64;
-            buf = &buf[n..];
-        }
     }
 
     /// Submits `sqes` and waits for all their completions; results in user_data order.
