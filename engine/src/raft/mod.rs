@@ -71,6 +71,7 @@
 mod apply;
 mod config;
 mod core;
+mod display;
 mod entries;
 mod errors;
 mod initial;
@@ -89,6 +90,7 @@ mod tracker;
 mod types;
 
 pub use self::config::{Config, Mutation};
+pub use self::display::DisplayEntries;
 pub use self::entries::Entries;
 pub use self::errors::{
     ConfChangeError, ConfigError, ProposeError, ReadError, SnapshotError, StepError, TransferError,

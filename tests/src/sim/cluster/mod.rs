@@ -750,7 +750,7 @@ impl Simulation {
             } else {
                 String::new()
             };
-            self.trace_line(format!("n{from} -> n{to} {}{fate}", describe(&msg)));
+            self.trace_line(format!("send {msg}{fate}"));
         }
         self.transport_reports(&msg, arrivals.first().copied());
         for at in arrivals {
@@ -801,7 +801,7 @@ impl Simulation {
             return; // cut while in flight
         }
         if self.trace.is_live() || matches!(msg.body, MessageBody::InstallSnapshot { .. }) {
-            self.trace_line(format!("n{to} <- n{from} {}", describe(&msg)));
+            self.trace_line(format!("recv {msg}"));
         }
         let now = self.now;
         self.with_node(to, None, |n, _| n.receive(msg, snapshot, now));
@@ -826,77 +826,5 @@ impl Simulation {
                 incarnation,
             },
         );
-    }
-}
-
-/// A one-line description of a message for traces.
-pub fn describe(m: &Message) -> String {
-    let t = m.term.0;
-    match &m.body {
-        MessageBody::RequestVote {
-            pre_vote,
-            last_index,
-            last_term,
-            transfer,
-        } => format!(
-            "{}Vote t{t} last {}/{}{}",
-            if *pre_vote { "Pre" } else { "Request" },
-            last_index.0,
-            last_term.0,
-            if *transfer { " transfer" } else { "" }
-        ),
-        MessageBody::RequestVoteResponse { pre_vote, granted } => format!(
-            "{}VoteResp t{t} {}",
-            if *pre_vote { "Pre" } else { "" },
-            if *granted { "granted" } else { "rejected" }
-        ),
-        MessageBody::AppendEntries {
-            prev_index,
-            prev_term,
-            entries,
-            commit,
-            round,
-        } => format!(
-            "Append t{t} prev {}/{} n={} [{}] commit {} r{round}",
-            prev_index.0,
-            prev_term.0,
-            entries.len(),
-            entries
-                .iter()
-                .map(|e| format!("{}/{}", e.index.0, e.term.0))
-                .collect::<Vec<_>>()
-                .join(" "),
-            commit.0
-        ),
-        MessageBody::AppendEntriesResponse {
-            index,
-            reject,
-            round,
-        } => match reject {
-            None => format!("AppendResp t{t} ok {} r{round}", index.0),
-            Some(h) => format!(
-                "AppendResp t{t} reject {} hint {}/{} r{round}",
-                index.0, h.index.0, h.term.0
-            ),
-        },
-        MessageBody::Heartbeat { commit, round } => {
-            format!("Heartbeat t{t} commit {} r{round}", commit.0)
-        }
-        MessageBody::HeartbeatResponse { round } => format!("HeartbeatResp t{t} r{round}"),
-        MessageBody::InstallSnapshot { meta, round } => {
-            format!(
-                "InstallSnapshot t{t} {}/{} r{round}",
-                meta.index.0, meta.term.0
-            )
-        }
-        MessageBody::TimeoutNow => format!("TimeoutNow t{t}"),
-        MessageBody::ReadIndex { id } => format!("ReadIndex t{t} id {}", id.0),
-        MessageBody::ReadIndexResponse { id, index } => {
-            format!(
-                "ReadIndexResp t{t} id {} index {:?}",
-                id.0,
-                index.map(|i| i.0)
-            )
-        }
     }
 }
