@@ -22,7 +22,10 @@ pub enum NodeError {
     /// The node stopped (shutdown or fatal error) before the request completed.
     #[error("node stopped")]
     Stopped,
-    /// The node hit a fatal error (failed WAL write or fsync, corrupt state) and stopped.
+    /// The node hit a fatal error (failed WAL write or fsync, corrupt state) and stopped; it
+    /// is never retried (restart the node to recover). Every request pending at that point and
+    /// every later one fails with this error. A proposal that was pending has an unknown
+    /// outcome: the other nodes may still commit it.
     #[error("fatal: {0}")]
     Fatal(String),
     /// The core refused the proposal.

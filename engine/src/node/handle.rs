@@ -205,7 +205,8 @@ impl<S: 'static> NodeHandle<S> {
     ///
     /// # Errors
     /// [`NodeError::NotLeader`], [`NodeError::LeadershipLost`] (outcome unknown),
-    /// [`NodeError::Stopped`], [`NodeError::Propose`].
+    /// [`NodeError::Stopped`], [`NodeError::Fatal`] (the node stopped on a failed WAL write
+    /// or fsync; outcome unknown), [`NodeError::Propose`].
     pub async fn propose(&self, data: impl Into<Bytes>) -> Result<Proposed, NodeError> {
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
@@ -235,7 +236,7 @@ impl<S: 'static> NodeHandle<S> {
     ///
     /// # Errors
     /// [`NodeError::Read`] (no leader, leadership lost), [`NodeError::Timeout`],
-    /// [`NodeError::Stopped`].
+    /// [`NodeError::Stopped`], [`NodeError::Fatal`].
     pub async fn read<R, F>(&self, mode: ReadMode, f: F) -> Result<R, NodeError>
     where
         R: Send + 'static,
@@ -351,7 +352,8 @@ impl<S: 'static> NodeHandle<S> {
         self.shared.metrics.snapshot()
     }
 
-    /// The fatal error that stopped the node, if any.
+    /// The fatal error that stopped the node, if any (a failed WAL write or fsync, which is
+    /// never retried). Once set, every request fails with [`NodeError::Fatal`].
     #[must_use]
     pub fn fatal_error(&self) -> Option<String> {
         self.shared

@@ -105,7 +105,9 @@ impl<S: StateMachine> Node<S> {
     /// [`StartError`]: invalid configuration, WAL or snapshot recovery failure, bind failure.
     pub fn start(config: NodeConfig, state_machine: S) -> Result<Self, StartError> {
         config.validate()?;
-        std::fs::create_dir_all(config.data_dir.join("wal"))?;
+        if config.wal_io.is_none() {
+            std::fs::create_dir_all(config.data_dir.join("wal"))?;
+        }
         std::fs::create_dir_all(config.data_dir.join("snap"))?;
         let metrics = Arc::new(Metrics::new(config.durability));
         let shared = Arc::new(Shared::new(Arc::clone(&metrics)));
@@ -280,21 +282,22 @@ impl<S: StateMachine> Boot<S> {
     fn build(self) -> Result<(Runner<S>, SocketAddr), StartError> {
         let mut sm = self.sm;
         let cfg = &self.config;
-        let wal = ringraft_wal::Wal::open(
-            cfg.data_dir.join("wal"),
-            ringraft_wal::Config {
-                segment_bytes: cfg.wal_segment_bytes,
-                durability: match cfg.durability {
-                    Durability::Fdatasync => ringraft_wal::Durability::Fdatasync,
-                    Durability::NoSync => ringraft_wal::Durability::NoSync,
-                },
-                backend: match cfg.io_backend {
-                    IoBackend::Auto => ringraft_wal::BackendKind::Auto,
-                    IoBackend::Threads => ringraft_wal::BackendKind::Thread,
-                },
-                ..ringraft_wal::Config::default()
+        let wal_config = ringraft_wal::Config {
+            segment_bytes: cfg.wal_segment_bytes,
+            durability: match cfg.durability {
+                Durability::Fdatasync => ringraft_wal::Durability::Fdatasync,
+                Durability::NoSync => ringraft_wal::Durability::NoSync,
             },
-        )?;
+            backend: match cfg.io_backend {
+                IoBackend::Auto => ringraft_wal::BackendKind::Auto,
+                IoBackend::Threads => ringraft_wal::BackendKind::Thread,
+            },
+            ..ringraft_wal::Config::default()
+        };
+        let wal = match &cfg.wal_io {
+            Some(io) => ringraft_wal::Wal::open_with_backend(Arc::clone(io), wal_config)?,
+            None => ringraft_wal::Wal::open(cfg.data_dir.join("wal"), wal_config)?,
+        };
         let stored = storage::load(&wal, &cfg.initial_voters).map_err(StartError::Recovery)?;
         let snap_dir = cfg.data_dir.join("snap");
         let snapshot_index = stored.initial.snapshot.index;
