@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::error::{FrameError, HandshakeError, SendError, SnapshotStreamError, TransportError};
-use super::frame::{Frame, FrameKind};
+use super::frame::{Frame, FrameDecoder, FrameKind};
 use super::handshake::{self, Hello, HANDSHAKE_BYTES};
 use super::metrics::Metrics;
 use super::queue::{PushError, SendQueue};
@@ -384,6 +384,65 @@ impl Shared {
         if !peer.is_removed() {
             tracing::info!(peer = %peer.id, addr = %peer.addr(), %reason, "connection lost");
             self.mark_unreachable(peer.id);
+        }
+    }
+
+    /// Handles every complete frame buffered in `decoder` of an outbound connection to `peer`.
+    /// An error (a malformed frame, logged here) means the connection must close; it carries
+    /// the reason.
+    pub(super) fn drain_outbound(
+        &self,
+        peer: &Peer,
+        decoder: &mut FrameDecoder,
+    ) -> Result<(), String> {
+        while let Some(frame) = self.next_frame(peer.id, peer.addr(), decoder)? {
+            if let Err(error) = self.on_outbound_frame(peer, &frame) {
+                self.malformed(peer.id, peer.addr(), &error);
+                return Err(error.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes every complete frame buffered in `decoder` of an inbound connection, pushing
+    /// what is to be delivered onto `ready`. An error means the connection must close.
+    pub(super) fn drain_inbound(
+        &self,
+        conn: &InboundConn,
+        remote: SocketAddr,
+        decoder: &mut FrameDecoder,
+        ready: &mut Vec<Incoming>,
+    ) -> Result<(), String> {
+        while let Some(frame) = self.next_frame(conn.from, remote, decoder)? {
+            match self.on_inbound_frame(conn, frame) {
+                Ok(Some(item)) => ready.push(item),
+                Ok(None) => {}
+                Err(error) => {
+                    self.malformed(conn.from, remote, &error);
+                    return Err(error.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next complete frame in `decoder`, counted; a malformed one is logged.
+    fn next_frame(
+        &self,
+        peer: NodeId,
+        remote: SocketAddr,
+        decoder: &mut FrameDecoder,
+    ) -> Result<Option<Frame>, String> {
+        match decoder.next_frame() {
+            Ok(Some(frame)) => {
+                self.count_received(&frame);
+                Ok(Some(frame))
+            }
+            Ok(None) => Ok(None),
+            Err(error) => {
+                self.malformed(peer, remote, &error);
+                Err(error.to_string())
+            }
         }
     }
 

@@ -310,25 +310,8 @@ fn read_inbound(
             Ok(n) => decoder.push(&scratch[..n]),
             Err(error) => return error.to_string(),
         }
-        loop {
-            match decoder.next_frame() {
-                Ok(Some(frame)) => {
-                    shared.count_received(&frame);
-                    match shared.on_inbound_frame(conn, frame) {
-                        Ok(Some(item)) => ready.push(item),
-                        Ok(None) => {}
-                        Err(error) => {
-                            shared.malformed(conn.from, remote, &error);
-                            return error.to_string();
-                        }
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    shared.malformed(conn.from, remote, &error);
-                    return error.to_string();
-                }
-            }
+        if let Err(reason) = shared.drain_inbound(conn, remote, &mut decoder, &mut ready) {
+            return reason;
         }
         // Deliver under the slot lock: a superseded connection never delivers after its
         // successor (see `Shared::inbound`).
@@ -511,7 +494,6 @@ fn run_outbound(shared: &Arc<Shared>, peer: &Arc<Peer>, stream: TcpStream) -> (u
 }
 
 fn read_outbound(shared: &Shared, peer: &Peer, stream: &mut TcpStream) -> String {
-    let remote = peer.addr();
     let mut decoder = FrameDecoder::new(shared.config.frame_bytes_max);
     let mut scratch = vec![0u8; READ_CHUNK_BYTES];
     loop {
@@ -520,21 +502,8 @@ fn read_outbound(shared: &Shared, peer: &Peer, stream: &mut TcpStream) -> String
             Ok(n) => decoder.push(&scratch[..n]),
             Err(error) => return error.to_string(),
         }
-        loop {
-            match decoder.next_frame() {
-                Ok(Some(frame)) => {
-                    shared.count_received(&frame);
-                    if let Err(error) = shared.on_outbound_frame(peer, &frame) {
-                        shared.malformed(peer.id, remote, &error);
-                        return error.to_string();
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    shared.malformed(peer.id, remote, &error);
-                    return error.to_string();
-                }
-            }
+        if let Err(reason) = shared.drain_outbound(peer, &mut decoder) {
+            return reason;
         }
     }
 }

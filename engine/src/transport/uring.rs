@@ -366,24 +366,8 @@ async fn read_inbound(
             Ok(_) => {}
             Err(error) => return error.to_string(),
         }
-        loop {
-            let frame = match decoder.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(error) => {
-                    shared.malformed(conn.from, remote, &error);
-                    return error.to_string();
-                }
-            };
-            shared.count_received(&frame);
-            match shared.on_inbound_frame(conn, frame) {
-                Ok(Some(item)) => ready.push(item),
-                Ok(None) => {}
-                Err(error) => {
-                    shared.malformed(conn.from, remote, &error);
-                    return error.to_string();
-                }
-            }
+        if let Err(reason) = shared.drain_inbound(conn, remote, &mut decoder, &mut ready) {
+            return reason;
         }
         // Deliver under the slot lock: a superseded connection never delivers after its
         // successor (see `Shared::inbound`).
@@ -509,7 +493,6 @@ async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
 }
 
 async fn read_outbound(shared: &Shared, peer: &Peer, stream: &TcpStream) -> String {
-    let remote = peer.addr();
     let mut decoder = FrameDecoder::new(shared.config.frame_bytes_max);
     loop {
         match read_some(stream, &mut decoder, shared.config.idle_timeout).await {
@@ -517,21 +500,8 @@ async fn read_outbound(shared: &Shared, peer: &Peer, stream: &TcpStream) -> Stri
             Ok(_) => {}
             Err(error) => return error.to_string(),
         }
-        loop {
-            match decoder.next_frame() {
-                Ok(Some(frame)) => {
-                    shared.count_received(&frame);
-                    if let Err(error) = shared.on_outbound_frame(peer, &frame) {
-                        shared.malformed(peer.id, remote, &error);
-                        return error.to_string();
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    shared.malformed(peer.id, remote, &error);
-                    return error.to_string();
-                }
-            }
+        if let Err(reason) = shared.drain_outbound(peer, &mut decoder) {
+            return reason;
         }
     }
 }
