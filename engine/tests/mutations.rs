@@ -15,12 +15,17 @@ fn run(env: &mut Env, script: &str) -> String {
 }
 
 /// Figure 8: with the mutation, 2/2 of an old term commits by counting replicas.
-fn figure8(mutation: &str) -> String {
-    let m = if mutation.is_empty() {
+/// The `add-nodes` argument that switches `mutation` on; none for the unbroken core.
+fn mutation_arg(mutation: &str) -> String {
+    if mutation.is_empty() {
         String::new()
     } else {
         format!("mutation={mutation}")
-    };
+    }
+}
+
+fn figure8(mutation: &str) -> String {
+    let m = mutation_arg(mutation);
     let mut env = Env::default();
     let mut script = format!("add-nodes 5 batch=1 {m}\n");
     for (n, log) in [(1, "1,2"), (2, "1,2"), (3, "1"), (4, "1"), (5, "1,3")] {
@@ -51,11 +56,7 @@ fn count_old_term_toward_commit() {
 /// Node 3 misses committed entries, then campaigns without pre-vote: only the mutation lets it
 /// collect votes and win with a log that lacks committed entries.
 fn stale_candidate(mutation: &str) -> String {
-    let m = if mutation.is_empty() {
-        String::new()
-    } else {
-        format!("mutation={mutation}")
-    };
+    let m = mutation_arg(mutation);
     let mut env = Env::default();
     let script = format!(
         "add-nodes 3 prevote=false {m}\ncampaign 1\nstabilize\npartition 3 / 1 2\n\
@@ -77,11 +78,7 @@ fn vote_without_log_check() {
 
 /// A new leader whose heartbeat round is acknowledged while its no-op is not yet committed.
 fn early_lease_read(mutation: &str) -> String {
-    let m = if mutation.is_empty() {
-        String::new()
-    } else {
-        format!("mutation={mutation}")
-    };
+    let m = mutation_arg(mutation);
     let mut env = Env::default();
     let script = format!(
         "add-nodes 3 {m}\ncampaign 1\nprocess 1\ndeliver\nprocess 2 3\ndeliver\nprocess 1\n\
@@ -101,11 +98,7 @@ fn lease_read_before_noop_commit() {
 }
 
 fn follower_ack(mutation: &str) -> String {
-    let m = if mutation.is_empty() {
-        String::new()
-    } else {
-        format!("mutation={mutation}")
-    };
+    let m = mutation_arg(mutation);
     let mut env = Env::default();
     run(
         &mut env,
