@@ -164,9 +164,7 @@ impl KvReply {
     pub fn decode(buf: &[u8]) -> Option<KvReply> {
         match buf {
             [REPLY_OK] => Some(KvReply::Ok),
-            [REPLY_INT, rest @ ..] => Some(KvReply::Int(i64::from_le_bytes(
-                rest.try_into().ok()?,
-            ))),
+            [REPLY_INT, rest @ ..] => Some(KvReply::Int(i64::from_le_bytes(rest.try_into().ok()?))),
             [REPLY_ERR, 1] => Some(KvReply::Err(KvError::NotInteger)),
             [REPLY_ERR, 2] => Some(KvReply::Err(KvError::Overflow)),
             [REPLY_ERR, 3] => Some(KvReply::Err(KvError::TooLarge)),

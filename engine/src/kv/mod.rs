@@ -1,7 +1,7 @@
 //! An example replicated key-value store: the commands of [`KvCommand`], encoded compactly,
 //! the [`StateMachine`](crate::node::StateMachine) that applies them ([`KvStateMachine`]),
-//! the RESP2 protocol ([`resp`]) and the Redis-compatible client server ([`server`]) in front
-//! of a node. Used by the `ringraft` binary, the tests, the benchmark and the README example.
+//! and the RESP2 protocol ([`resp`]) for a Redis-compatible front end. Used by the tests,
+//! the benchmark and the README example.
 //!
 //! ```text
 //! response = set: empty | get: 0 (absent) or 1 value | del: 0 (absent) or 1 (deleted)
@@ -13,7 +13,6 @@
 
 mod command;
 pub mod resp;
-pub mod server;
 mod state_machine;
 
 pub use self::command::{

@@ -259,13 +259,21 @@ impl RequestParser {
 /// An inline command: arguments separated by spaces, optionally in double quotes (with
 /// `\"`, `\\` escapes: enough for a person typing into telnet or nc).
 fn scan_inline(buf: &[u8], ranges: &mut Vec<(usize, usize)>) -> Result<Option<usize>, RespError> {
-    let Some(nl) = buf.iter().take(INLINE_BYTES_MAX + 2).position(|&c| c == b'\n') else {
+    let Some(nl) = buf
+        .iter()
+        .take(INLINE_BYTES_MAX + 2)
+        .position(|&c| c == b'\n')
+    else {
         if buf.len() > INLINE_BYTES_MAX {
             return Err(RespError::InlineTooBig);
         }
         return Ok(None);
     };
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     ranges.clear();
     let mut i = 0;
     while i < line_end {
@@ -542,7 +550,10 @@ impl ReplyReader {
 mod tests {
     use super::*;
 
-    fn parse_all(input: &[u8]) -> (Result<Vec<Vec<Vec<u8>>>, RespError>, usize) {
+    /// Requests as argument lists.
+    type Parsed = Vec<Vec<Vec<u8>>>;
+
+    fn parse_all(input: &[u8]) -> (Result<Parsed, RespError>, usize) {
         let mut p = RequestParser::default();
         let mut buf = BytesMut::from(input);
         let mut out = Requests::default();
@@ -560,18 +571,34 @@ mod tests {
 
     #[test]
     fn table_of_requests() {
-        let cases: Vec<(&[u8], Vec<Vec<Vec<u8>>>, usize)> = vec![
+        let cases: Vec<(&[u8], Parsed, usize)> = vec![
             (b"*1\r\n$4\r\nPING\r\n", vec![args(&["PING"])], 0),
-            (b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n", vec![args(&["GET", "k"]), args(&["PING"])], 0),
-            (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n", vec![args(&["SET", "k", ""])], 0),
+            (
+                b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n",
+                vec![args(&["GET", "k"]), args(&["PING"])],
+                0,
+            ),
+            (
+                b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n",
+                vec![args(&["SET", "k", ""])],
+                0,
+            ),
             (b"PING\r\n", vec![args(&["PING"])], 0),
             (b"SET  k \"a b\"\n", vec![args(&["SET", "k", "a b"])], 0),
             (b"\r\n*0\r\n*-1\r\nPING\r\n", vec![args(&["PING"])], 0),
             (b"*2\r\n$3\r\nGET\r\n$1\r\nk", vec![], 18),
-            (b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI", vec![args(&["PING"])], 10),
+            (
+                b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI",
+                vec![args(&["PING"])],
+                10,
+            ),
             (b"PIN", vec![], 3),
             // Binary-safe: CR and LF inside a bulk string.
-            (b"*2\r\n$4\r\nECHO\r\n$2\r\n\r\n\r\n", vec![vec![b"ECHO".to_vec(), b"\r\n".to_vec()]], 0),
+            (
+                b"*2\r\n$4\r\nECHO\r\n$2\r\n\r\n\r\n",
+                vec![vec![b"ECHO".to_vec(), b"\r\n".to_vec()]],
+                0,
+            ),
         ];
         for (input, want, left) in cases {
             let (got, rest) = parse_all(input);
@@ -594,7 +621,12 @@ mod tests {
             (b"*1\r\n$7000000\r\n", RespError::BulkLength),
         ];
         for (input, want) in cases {
-            assert_eq!(parse_all(input).0, Err(want), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                parse_all(input).0,
+                Err(want),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
         let long_inline = vec![b'a'; INLINE_BYTES_MAX + 10];
         assert_eq!(parse_all(&long_inline).0, Err(RespError::InlineTooBig));
@@ -604,18 +636,29 @@ mod tests {
         big.extend_from_slice(format!("${}\r\n", 4 << 20).as_bytes());
         big.extend_from_slice(&vec![b'k'; 4 << 20]);
         big.extend_from_slice(format!("\r\n${}\r\n", 4 << 20).as_bytes());
-        assert_eq!(parse_all(&big).0, Err(RespError::TooBig { max: REQUEST_BYTES_MAX }));
+        assert_eq!(
+            parse_all(&big).0,
+            Err(RespError::TooBig {
+                max: REQUEST_BYTES_MAX
+            })
+        );
     }
 
     #[test]
     fn every_split_point_parses_the_same() {
-        let input: &[u8] = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nva\r\nl\r\nPING\r\n*1\r\n$4\r\nPING\r\n";
-        let want = vec![args(&["SET", "key", "va\r\nl"]), args(&["PING"]), args(&["PING"])];
+        let input: &[u8] =
+            b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nva\r\nl\r\nPING\r\n*1\r\n$4\r\nPING\r\n";
+        let want = vec![
+            args(&["SET", "key", "va\r\nl"]),
+            args(&["PING"]),
+            args(&["PING"]),
+        ];
         for cut in 0..=input.len() {
             let mut p = RequestParser::default();
             let mut buf = BytesMut::from(&input[..cut]);
             let mut out = Requests::default();
-            p.parse(&mut buf, &mut out, usize::MAX).expect("valid prefix");
+            p.parse(&mut buf, &mut out, usize::MAX)
+                .expect("valid prefix");
             buf.extend_from_slice(&input[cut..]);
             p.parse(&mut buf, &mut out, usize::MAX).expect("valid");
             let got: Vec<Vec<Vec<u8>>> = (0..out.len())
@@ -683,7 +726,10 @@ mod tests {
         }
         assert_eq!(got, want);
         for bad in [&b"?x\r\n"[..], b":1x\r\n", b"$3\r\nabcde\r\n", b"$-x\r\n"] {
-            assert!(parse_reply(&Bytes::copy_from_slice(bad)).is_err(), "{bad:?}");
+            assert!(
+                parse_reply(&Bytes::copy_from_slice(bad)).is_err(),
+                "{bad:?}"
+            );
         }
         let deep = Bytes::from("*1\r\n".repeat(20) + ":1\r\n");
         assert_eq!(parse_reply(&deep), Err(RespError::Reply));

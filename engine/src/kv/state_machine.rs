@@ -128,7 +128,10 @@ impl KvStateMachine {
                 KvReply::Ok.encode()
             }
             KvCommand::DelMany { keys } => {
-                let n = keys.iter().filter(|k| self.map.remove(*k).is_some()).count();
+                let n = keys
+                    .iter()
+                    .filter(|k| self.map.remove(*k).is_some())
+                    .count();
                 KvReply::Int(i64::try_from(n).unwrap_or(i64::MAX)).encode()
             }
             KvCommand::Flush => {
@@ -298,7 +301,6 @@ mod tests {
         assert_eq!(bad[0], Bytes::from_static(&[RESPONSE_INVALID]));
     }
 
-
     fn apply1_at(kv: &mut KvStateMachine, i: usize, c: &KvCommand) -> Bytes {
         kv.apply(&[cmd(i as u64, c)]).remove(0)
     }
@@ -328,29 +330,51 @@ mod tests {
             (b"1a", None),
         ];
         for (input, want) in cases {
-            assert_eq!(parse_i64(input), *want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                parse_i64(input),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
     #[test]
     fn incr_by_counts_and_refuses_non_integers_and_overflow() {
         let mut kv = KvStateMachine::default();
-        let incr = |d| KvCommand::IncrBy { key: Bytes::from_static(b"n"), delta: d };
+        let incr = |d| KvCommand::IncrBy {
+            key: Bytes::from_static(b"n"),
+            delta: d,
+        };
         assert_eq!(reply(&apply1(&mut kv, &incr(5))), KvReply::Int(5));
         assert_eq!(reply(&apply1(&mut kv, &incr(-7))), KvReply::Int(-2));
         assert_eq!(kv.get(b"n").as_deref(), Some(&b"-2"[..]));
         apply1(&mut kv, &KvCommand::set("n", "abc"));
-        assert_eq!(reply(&apply1(&mut kv, &incr(1))), KvReply::Err(KvError::NotInteger));
+        assert_eq!(
+            reply(&apply1(&mut kv, &incr(1))),
+            KvReply::Err(KvError::NotInteger)
+        );
         assert_eq!(kv.get(b"n").as_deref(), Some(&b"abc"[..]));
         apply1(&mut kv, &KvCommand::set("n", i64::MAX.to_string()));
-        assert_eq!(reply(&apply1(&mut kv, &incr(1))), KvReply::Err(KvError::Overflow));
+        assert_eq!(
+            reply(&apply1(&mut kv, &incr(1))),
+            KvReply::Err(KvError::Overflow)
+        );
     }
 
     #[test]
     fn set_if_append_mset_del_many_flush() {
         let mut kv = KvStateMachine::default();
-        let nx = KvCommand::SetIf { key: "k".into(), value: "1".into(), cond: SetCondition::IfAbsent };
-        let xx = KvCommand::SetIf { key: "k".into(), value: "2".into(), cond: SetCondition::IfPresent };
+        let nx = KvCommand::SetIf {
+            key: "k".into(),
+            value: "1".into(),
+            cond: SetCondition::IfAbsent,
+        };
+        let xx = KvCommand::SetIf {
+            key: "k".into(),
+            value: "2".into(),
+            cond: SetCondition::IfPresent,
+        };
         assert_eq!(reply(&apply1(&mut kv, &xx)), KvReply::Int(0));
         assert_eq!(kv.get(b"k"), None);
         assert_eq!(reply(&apply1(&mut kv, &nx)), KvReply::Int(1));
@@ -358,15 +382,32 @@ mod tests {
         assert_eq!(kv.get(b"k").as_deref(), Some(&b"1"[..]));
         assert_eq!(reply(&apply1(&mut kv, &xx)), KvReply::Int(1));
         assert_eq!(kv.get(b"k").as_deref(), Some(&b"2"[..]));
-        let app = KvCommand::Append { key: "k".into(), value: "34".into() };
+        let app = KvCommand::Append {
+            key: "k".into(),
+            value: "34".into(),
+        };
         assert_eq!(reply(&apply1(&mut kv, &app)), KvReply::Int(3));
         assert_eq!(kv.get(b"k").as_deref(), Some(&b"234"[..]));
-        let big = KvCommand::Append { key: "k".into(), value: vec![0u8; VALUE_BYTES_MAX].into() };
-        assert_eq!(reply(&apply1(&mut kv, &big)), KvReply::Err(KvError::TooLarge));
-        let mset = KvCommand::MSet { pairs: vec![("a".into(), "1".into()), ("b".into(), "2".into()), ("a".into(), "3".into())] };
+        let big = KvCommand::Append {
+            key: "k".into(),
+            value: vec![0u8; VALUE_BYTES_MAX].into(),
+        };
+        assert_eq!(
+            reply(&apply1(&mut kv, &big)),
+            KvReply::Err(KvError::TooLarge)
+        );
+        let mset = KvCommand::MSet {
+            pairs: vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "2".into()),
+                ("a".into(), "3".into()),
+            ],
+        };
         assert_eq!(reply(&apply1(&mut kv, &mset)), KvReply::Ok);
         assert_eq!(kv.get(b"a").as_deref(), Some(&b"3"[..]));
-        let del = KvCommand::DelMany { keys: vec!["a".into(), "zz".into(), "b".into()] };
+        let del = KvCommand::DelMany {
+            keys: vec!["a".into(), "zz".into(), "b".into()],
+        };
         assert_eq!(reply(&apply1(&mut kv, &del)), KvReply::Int(2));
         assert_eq!(reply(&apply1(&mut kv, &KvCommand::Flush)), KvReply::Ok);
         assert!(kv.is_empty());
@@ -377,7 +418,10 @@ mod tests {
         let mut kv = KvStateMachine::default();
         let mut b = BatchBuilder::default();
         b.push(&KvCommand::set("x", "1"));
-        b.push(&KvCommand::IncrBy { key: "x".into(), delta: 1 });
+        b.push(&KvCommand::IncrBy {
+            key: "x".into(),
+            delta: 1,
+        });
         b.push(&KvCommand::get("x"));
         b.push(&KvCommand::del("x"));
         assert_eq!(b.len(), 3 + 1);
@@ -392,8 +436,15 @@ mod tests {
         assert_eq!(parts[3], Bytes::from_static(&[1]));
         // A batch inside a batch does not decode, and is a no-op everywhere.
         let mut outer = BytesMut::new();
-        KvCommand::Batch { commands: vec![data] }.encode_into(&mut outer);
-        let nested = kv.apply(&[Command { index: LogIndex(9), term: Term(1), data: outer.freeze() }]);
+        KvCommand::Batch {
+            commands: vec![data],
+        }
+        .encode_into(&mut outer);
+        let nested = kv.apply(&[Command {
+            index: LogIndex(9),
+            term: Term(1),
+            data: outer.freeze(),
+        }]);
         assert_eq!(nested[0], Bytes::from_static(&[RESPONSE_INVALID]));
         assert!(decode_batch_response(&nested[0]).is_err());
     }
@@ -405,12 +456,18 @@ mod tests {
             key().prop_map(|k| KvCommand::Get { key: k }),
             key().prop_map(|k| KvCommand::Del { key: k }),
             (key(), key(), any::<bool>()).prop_map(|(k, v, nx)| KvCommand::SetIf {
-                key: k, value: v,
-                cond: if nx { SetCondition::IfAbsent } else { SetCondition::IfPresent },
+                key: k,
+                value: v,
+                cond: if nx {
+                    SetCondition::IfAbsent
+                } else {
+                    SetCondition::IfPresent
+                },
             }),
             (key(), any::<i64>()).prop_map(|(k, d)| KvCommand::IncrBy { key: k, delta: d }),
             (key(), key()).prop_map(|(k, v)| KvCommand::Append { key: k, value: v }),
-            proptest::collection::vec((key(), key()), 0..4).prop_map(|pairs| KvCommand::MSet { pairs }),
+            proptest::collection::vec((key(), key()), 0..4)
+                .prop_map(|pairs| KvCommand::MSet { pairs }),
             proptest::collection::vec(key(), 0..4).prop_map(|keys| KvCommand::DelMany { keys }),
             Just(KvCommand::Flush),
         ]

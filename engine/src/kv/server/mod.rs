@@ -1,1 +1,0 @@
-//! The Redis-compatible client server.
