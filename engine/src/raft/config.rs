@@ -19,6 +19,18 @@ pub enum Mutation {
     LeaseReadBeforeNoopCommit,
     /// Followers acknowledge appends before persisting them.
     AckAppendBeforePersist,
+    /// The lease starts when a quorum's acknowledgement is received instead of when the
+    /// acknowledged round was sent (breaks the lease bound of Raft thesis 6.4).
+    LeaseFromReceiveTime,
+    /// Votes and pre-votes are granted while a live leader was heard within the minimum
+    /// election timeout (no leader stickiness, thesis 4.2.3; breaks lease safety).
+    VoteDespiteLeaderLease,
+    /// A follower installs a received snapshot even when its commit index is already at or
+    /// past the snapshot's index, replacing newer committed entries (Raft figure 13).
+    SnapshotOverNewerEntries,
+    /// A follower serves a read at its own commit index without asking the leader for the
+    /// read index (thesis 6.4.1).
+    FollowerReadWithoutReadIndex,
 }
 
 /// Configuration of one core. Build with [`Config::new`], adjust fields, then

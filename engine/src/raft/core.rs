@@ -254,7 +254,8 @@ impl Core {
             MessageBody::RequestVote {
                 pre_vote, transfer, ..
             } => {
-                if !transfer && self.in_leader_lease() {
+                let sticky = !self.mutated(Mutation::VoteDespiteLeaderLease);
+                if !transfer && sticky && self.in_leader_lease() {
                     // Leader stickiness (thesis 4.2.3): ignore, a live leader exists.
                     return false;
                 }

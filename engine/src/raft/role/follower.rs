@@ -1,5 +1,6 @@
 //! Follower behaviour: accept the leader's log, acknowledge after persistence, time out.
 
+use crate::raft::config::Mutation;
 use crate::raft::core::Core;
 use crate::raft::message::{Message, MessageBody, SnapshotMeta};
 use crate::raft::types::{LogIndex, NodeId, ReadId, ReadState, Role};
@@ -100,11 +101,15 @@ impl Core {
     pub(crate) fn handle_install_snapshot(&mut self, from: NodeId, meta: SnapshotMeta, round: u64) {
         self.heard_from_leader(from);
         if meta.index <= self.log.commit() {
-            let index = self.log.commit();
-            self.send_append_ack(from, index, round);
-            return;
+            if !self.mutated(Mutation::SnapshotOverNewerEntries) {
+                let index = self.log.commit();
+                self.send_append_ack(from, index, round);
+                return;
+            }
+            self.log.restore_over_commit(meta.index, meta.term);
+        } else {
+            self.log.restore(meta.index, meta.term);
         }
-        self.log.restore(meta.index, meta.term);
         // The runtime installs the snapshot before it applies anything after it.
         self.applied = self.applied.max(meta.index);
         self.handed_out = self.handed_out.max(meta.index);
