@@ -243,7 +243,7 @@ impl<S: 'static> NodeHandle<S> {
         let permit = Arc::clone(&self.permits)
             .try_acquire_owned()
             .map_err(|_| NodeError::Busy)?;
-        self.propose_with(data.into(), permit).await
+        self.propose_with(data, permit).await
     }
 
     /// A linearizable read: runs `f` on the state machine once it has applied everything

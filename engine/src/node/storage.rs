@@ -61,7 +61,7 @@ pub(crate) fn parse_peer_addr(body: &[u8]) -> Option<(NodeId, SocketAddr)> {
 pub(crate) fn check_peer_entries(entries: &[Entry]) -> Result<(), BadEntry> {
     match entries
         .iter()
-        .find(|e| e.kind == EntryKind::Normal && !e.data.first().is_some_and(|t| *t < WAL_NOOP))
+        .find(|e| e.kind == EntryKind::Normal && e.data.first().is_none_or(|t| *t >= WAL_NOOP))
     {
         Some(e) => Err(BadEntry {
             index: e.index.0,
