@@ -56,6 +56,14 @@ impl Core {
             // (leader completeness): keep only the entries after it. A reordered or duplicated
             // append then still delivers its new entries instead of forcing a probe.
             let last = entries.last().map_or(prev_index, |e| e.index);
+            let at_commit = entries.iter().find(|e| e.index == commit_here);
+            if at_commit.is_some_and(|e| Some(e.term) != self.log.term(commit_here)) {
+                // A leader's log holds our committed prefix (leader completeness): this one
+                // does not, so it comes from a faulty peer. Appending after it would break
+                // the log's term order; drop it.
+                tracing::warn!(from = %m.from, %commit_here, "append contradicts the committed log");
+                return;
+            }
             match entries.sub(commit_here.next(), last) {
                 Some(rest) => {
                     let last_new = self.log.append_after(commit_here, rest);
