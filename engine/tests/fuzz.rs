@@ -61,7 +61,7 @@ fn step_command(env: &mut Env, rng: &mut Rng, nodes: u64, prevote: bool, batch: 
         64 => format!("partition {n} / {other}"),
         65..=67 => "heal".to_string(),
         68 => format!(
-            "crash {n} prevote={prevote} batch={batch} inflight=4{}",
+            "crash {n} prevote={prevote} batch={batch} inflight=4 entry=64{}",
             mutation()
         ),
         69 => {
@@ -84,12 +84,51 @@ fn step_command(env: &mut Env, rng: &mut Rng, nodes: u64, prevote: bool, batch: 
             2 => format!("propose-conf {target} remove {other}"),
             _ => format!("propose-conf {target} add-voter {other}"),
         },
+        // Oversized proposals (the walk's bound is 64 bytes): refused, never stored.
+        77 => format!("propose-big {target} {}", 60 + rng.below(10)),
+        78 | 79 => forge_append(env, rng, n),
         75 => format!(
             "report-snapshot {target} {other} {}",
             if rng.below(2) == 0 { "ok" } else { "fail" }
         ),
         _ => format!("process {n}"),
     }
+}
+
+/// A well-framed AppendEntries to (a scratch restart of) `to`, near the end of its stored
+/// log, with entries that may skip, repeat or go back in index or term, and a commit that may
+/// run past them.
+fn forge_append(env: &mut Env, rng: &mut Rng, to: u64) -> String {
+    let stored = &env.node(NodeId(to)).stored;
+    let last = stored
+        .entries
+        .last()
+        .map_or(stored.snapshot.index.0, |e| e.index.0);
+    let prev = last
+        .saturating_sub(rng.below(3))
+        .max(stored.snapshot.index.0);
+    let prev_term = stored
+        .entries
+        .iter()
+        .find(|e| e.index.0 == prev)
+        .map_or(stored.snapshot.term.0, |e| e.term.0);
+    let term = stored.hard.term.0.max(prev_term) + rng.below(2);
+    let commit = stored.hard.commit.0 + rng.below(5);
+    let from = 1 + to % 3;
+    let mut words = format!("forge-append {to} {from} {term} {prev} {prev_term} {commit}");
+    let (mut index, mut entry_term) = (prev + 1, prev_term.max(1));
+    for _ in 0..1 + rng.below(3) {
+        match rng.below(8) {
+            0 => index += 1 + rng.below(2),
+            1 => index = index.saturating_sub(1 + rng.below(2)),
+            2 => entry_term = entry_term.saturating_sub(1),
+            3 => entry_term += 1,
+            _ => {}
+        }
+        words.push_str(&format!(" {index}/{entry_term}"));
+        index += 1;
+    }
+    words
 }
 
 /// Returns (highest term with a leader, entries applied) for coverage checks.
@@ -100,7 +139,7 @@ fn run_seed(seed: u64, steps: usize) -> (u64, usize) {
     let prevote = rng.below(2) == 0;
     let batch = [100, 1 << 20][usize::from(rng.below(2) == 0)];
     env.run(&format!(
-        "add-nodes {nodes} voters=1,2,3 prevote={prevote} batch={batch} inflight=4{}",
+        "add-nodes {nodes} voters=1,2,3 prevote={prevote} batch={batch} inflight=4 entry=64{}",
         mutation()
     ));
     let mut leaders: BTreeMap<u64, NodeId> = BTreeMap::new();

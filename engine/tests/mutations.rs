@@ -113,3 +113,30 @@ fn ack_append_before_persist() {
     let out = follower_ack("ack-before-persist");
     assert!(out.contains("  send: 2->1 t1 AppResp ok index=2"), "{out}");
 }
+
+fn oversized_proposal(mutation: &str) -> String {
+    let m = mutation_arg(mutation);
+    let mut env = Env::default();
+    run(
+        &mut env,
+        &format!("add-nodes 1 entry=8 {m}\ncampaign 1\nstabilize"),
+    );
+    env.run("propose-big 1 9")
+}
+
+#[test]
+fn accept_oversized_entries() {
+    let out = oversized_proposal("");
+    assert!(out.contains("TooLarge { len: 9, max: 8 }"), "{out}");
+    let out = oversized_proposal("oversized");
+    assert!(out.contains("proposed at i2"), "{out}");
+    // The storage then refuses the entry: the node would stop.
+    let mut env = Env::default();
+    run(
+        &mut env,
+        "add-nodes 1 entry=8 mutation=oversized\ncampaign 1\nstabilize",
+    );
+    env.run("propose-big 1 9");
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| env.run("process 1")));
+    assert!(stopped.is_err(), "the oversized entry reached the storage");
+}

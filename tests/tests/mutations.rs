@@ -54,3 +54,8 @@ fn catches_lease_read_before_noop_commit() {
 fn catches_ack_append_before_persist() {
     assert_caught(Mutation::AckAppendBeforePersist);
 }
+
+#[test]
+fn catches_follower_read_without_read_index() {
+    assert_caught(Mutation::FollowerReadWithoutReadIndex);
+}

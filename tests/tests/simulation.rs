@@ -99,3 +99,22 @@ fn same_seed_replays_exactly() {
         assert!(a.steps > 1000, "seed {seed} ran only {} steps", a.steps);
     }
 }
+
+/// Seeds of the 20,000-seed soak from 300,000 (issue 11) that ended with no leader: a node
+/// paused past the end of the faults held its ticks and older messages while it already took
+/// new ones, so it was counted live as a leader yet sent no heartbeats, and the election its
+/// silence started was still running when the run ended. Pauses now end with the faults
+/// (their held inputs are taken then, in arrival order); both seeds must still cut a pause
+/// short at the end of the faults, and pass.
+#[test]
+fn soak_regressions_pause_past_faults_end() {
+    for seed in [304_699, 309_786] {
+        match run_seed(seed, SimOptions::default()) {
+            Ok(stats) => assert!(
+                stats.pauses_cut_by_faults_end > 0,
+                "seed {seed} no longer pauses a node across the end of the faults: {stats:?}"
+            ),
+            Err(f) => panic!("{}", report(&f)),
+        }
+    }
+}

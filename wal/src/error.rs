@@ -80,6 +80,17 @@ pub enum Error {
         /// The log index expected at that point, when known.
         index: Option<u64>,
     },
+    /// A segment header verifies but names a format version this code does not read (written
+    /// by a newer release). Nothing was changed on disk.
+    #[error(
+        "WAL segment {segment} has format version {version}; this build reads versions 1 and 2"
+    )]
+    UnsupportedVersion {
+        /// Sequence number of the segment.
+        segment: u64,
+        /// The version in its header.
+        version: u32,
+    },
     /// A record payload is larger than [`crate::Config::record_bytes_max`].
     #[error("record {index} has {len} bytes, over the maximum of {max}")]
     RecordTooLarge {

@@ -8,8 +8,10 @@ use crate::types::{HardState, SnapshotMeta};
 
 /// Magic at the start of every segment.
 pub const MAGIC: [u8; 8] = *b"RRFTWAL\0";
-/// Format version written by this code; the only one it reads.
-pub const VERSION: u32 = 1;
+/// Format version written by this code: frames record the synced watermark of their write.
+pub const VERSION: u32 = 2;
+/// The first format version, still read: its frames carry no synced watermark (zero there).
+pub const VERSION_V1: u32 = 1;
 /// Bytes of the segment header; the first frame starts here.
 pub const HEADER_LEN: usize = 64;
 /// Bytes of a frame header.
@@ -78,6 +80,8 @@ pub struct SegmentHeader {
     pub salt: u64,
     /// Size of the segment file.
     pub segment_bytes: u64,
+    /// Format version of the segment ([`VERSION`] or [`VERSION_V1`]).
+    pub version: u32,
 }
 
 impl SegmentHeader {
@@ -92,7 +96,7 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
-        b[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&self.version.to_le_bytes());
         b[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
         b[16..24].copy_from_slice(&self.seq.to_le_bytes());
         b[24..32].copy_from_slice(&self.salt.to_le_bytes());
@@ -102,21 +106,20 @@ impl SegmentHeader {
         b
     }
 
-    /// Decodes and verifies a header; `None` if anything is off.
+    /// Decodes and verifies a header; `None` if anything is off. A header that verifies but
+    /// names a version this code does not read is returned too: the caller reports it.
     pub fn decode(b: &[u8]) -> Option<SegmentHeader> {
         if b.len() < HEADER_LEN || b[0..8] != MAGIC {
             return None;
         }
-        if crc32fast::hash(&b[..60]) != u32_at(b, 60)
-            || u32_at(b, 8) != VERSION
-            || u32_at(b, 12) != HEADER_LEN as u32
-        {
+        if crc32fast::hash(&b[..60]) != u32_at(b, 60) || u32_at(b, 12) != HEADER_LEN as u32 {
             return None;
         }
         Some(SegmentHeader {
             seq: u64_at(b, 16),
             salt: u64_at(b, 24),
             segment_bytes: u64_at(b, 32),
+            version: u32_at(b, 8),
         })
     }
 }
@@ -133,11 +136,21 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// Where a frame is written: the CRC seed of its segment and the synced watermark of the write
+/// that carries it (see [`Frame::synced`]; zero in version 1 segments).
+#[derive(Debug, Clone, Copy)]
+pub struct FrameCtx {
+    /// CRC seed of the segment.
+    pub seed: u32,
+    /// Synced watermark recorded in the frame.
+    pub synced: u32,
+}
+
 /// Appends one frame to `out` (which must be 8-byte aligned in length relative to the
 /// segment) and returns the number of bytes added.
 pub fn encode_frame(
     out: &mut Vec<u8>,
-    seed: u32,
+    ctx: FrameCtx,
     kind: Kind,
     index: u64,
     term: u64,
@@ -151,12 +164,16 @@ pub fn encode_frame(
     h[8..16].copy_from_slice(&index.to_le_bytes());
     h[16..24].copy_from_slice(&term.to_le_bytes());
     h[24] = kind as u8;
+    h[28..32].copy_from_slice(&ctx.synced.to_le_bytes());
     let total = frame_len(payload.len());
     out.reserve(total);
     out.extend_from_slice(&h);
     out.extend_from_slice(payload);
     // Checksummed where it lies in `out`: header and payload are one contiguous run there.
-    let crc = frame_crc(seed, &out[start..start + FRAME_HEADER_LEN + payload.len()]);
+    let crc = frame_crc(
+        ctx.seed,
+        &out[start..start + FRAME_HEADER_LEN + payload.len()],
+    );
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     out.resize(start + total, 0);
     total
@@ -184,6 +201,11 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
     /// Total bytes including header and padding.
     pub len: usize,
+    /// Synced watermark: when the frame was written, every earlier segment and every byte of
+    /// this segment before this offset were durable (an fdatasync covering them had
+    /// returned). It is the start of the write that carries the frame, so it is a frame
+    /// boundary at or before the frame. Zero in version 1 segments (no claim).
+    pub synced: u64,
 }
 
 /// Result of decoding at one offset.
@@ -197,20 +219,44 @@ pub enum Decoded<'a> {
     Bad,
 }
 
+/// How frames of one segment are decoded: its CRC seed, its format version and the largest
+/// payload accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct Decoder {
+    /// CRC seed of the segment.
+    pub seed: u32,
+    /// Format version of the segment.
+    pub version: u32,
+    /// Largest payload a frame may declare.
+    pub payload_max: usize,
+}
+
+/// True if the reserved bytes 25..32 of a frame header (25..28 in version 2, where 28..32 is
+/// the synced watermark) are zero.
+fn reserved_zero(h: &[u8], version: u32) -> bool {
+    let end = if version == VERSION_V1 { 32 } else { 28 };
+    h[25..end].iter().all(|&b| b == 0)
+}
+
 /// Decodes the frame at `off` (8-byte aligned) of a segment image.
-pub fn decode_frame(seg: &[u8], off: usize, seed: u32, payload_max: usize) -> Decoded<'_> {
+pub fn decode_frame(seg: &[u8], off: usize, d: Decoder) -> Decoded<'_> {
+    let Decoder {
+        seed,
+        version,
+        payload_max,
+    } = d;
     if off + FRAME_HEADER_LEN > seg.len() {
         return Decoded::Bad;
     }
     let h = &seg[off..off + FRAME_HEADER_LEN];
-    if u64_at(h, 0) == 0 && u64_at(h, 24) == 0 && u64_at(h, 8) == 0 {
+    if u64_at(h, 0) == 0 && u64_at(h, 24) == 0 && u64_at(h, 8) == 0 && u64_at(h, 16) == 0 {
         return Decoded::Zero;
     }
     let len = u32_at(h, 0) as usize;
     let Some(kind) = Kind::from_u8(h[24]) else {
         return Decoded::Bad;
     };
-    if h[25..32] != [0u8; 7] || len > payload_max || off + frame_len(len) > seg.len() {
+    if !reserved_zero(h, version) || len > payload_max || off + frame_len(len) > seg.len() {
         return Decoded::Bad;
     }
     let payload = &seg[off + FRAME_HEADER_LEN..off + FRAME_HEADER_LEN + len];
@@ -224,25 +270,32 @@ pub fn decode_frame(seg: &[u8], off: usize, seed: u32, payload_max: usize) -> De
     if frame_crc(seed, &seg[off..off + FRAME_HEADER_LEN + len]) != u32_at(h, 4) {
         return Decoded::Bad;
     }
+    let synced = u64::from(u32_at(h, 28));
+    // A watermark is the start of a write at or before the frame; the writer never records
+    // anything else, so a checksummed frame that claims more is corrupt (or not ours).
+    if version != VERSION_V1 && (synced < HEADER_LEN as u64 || synced > off as u64) {
+        return Decoded::Bad;
+    }
     Decoded::Frame(Frame {
         kind,
         index: u64_at(h, 8),
         term: u64_at(h, 16),
         payload,
         len: frame_len(len),
+        synced,
     })
 }
 
-/// Looks for any valid frame at an aligned offset in `seg[from..]`; returns its offset.
-/// Used to tell a torn tail (nothing valid after) from corruption (valid frames after).
-pub fn find_valid_after(seg: &[u8], from: usize, seed: u32, payload_max: usize) -> Option<usize> {
+/// Looks for the first valid frame at an aligned offset in `seg[from..]`; returns its offset
+/// and the frame. Used to learn what lies after a bad frame.
+pub fn find_valid_after(seg: &[u8], from: usize, d: Decoder) -> Option<(usize, Frame<'_>)> {
     let mut off = (from + ALIGN - 1) & !(ALIGN - 1);
     while off + FRAME_HEADER_LEN <= seg.len() {
         // Cheap filter first: a frame header has a known kind byte and zero reserved bytes.
         let kind = seg[off + 24];
-        if (1..=7).contains(&kind) && seg[off + 25..off + 32] == [0u8; 7] {
-            if let Decoded::Frame(_) = decode_frame(seg, off, seed, payload_max) {
-                return Some(off);
+        if (1..=7).contains(&kind) && reserved_zero(&seg[off..off + FRAME_HEADER_LEN], d.version) {
+            if let Decoded::Frame(f) = decode_frame(seg, off, d) {
+                return Some((off, f));
             }
         }
         off += ALIGN;
@@ -278,23 +331,23 @@ pub fn decode_hard_state(b: &[u8]) -> Option<HardState> {
 }
 
 /// Encodes the checkpoint frames (checkpoint, hard state, snapshot) that open a segment.
-pub fn encode_checkpoint(out: &mut Vec<u8>, seed: u32, stream: &StreamState) -> usize {
+pub fn encode_checkpoint(out: &mut Vec<u8>, ctx: FrameCtx, stream: &StreamState) -> usize {
     let mut cp = [0u8; CHECKPOINT_LEN];
     cp[0..8].copy_from_slice(&stream.first_index.to_le_bytes());
     cp[8..16].copy_from_slice(&stream.prev_term.to_le_bytes());
     let mut n = encode_frame(
         out,
-        seed,
+        ctx,
         Kind::Checkpoint,
         stream.next_index,
         stream.last_term,
         &cp,
     );
     if let Some(hs) = &stream.hard_state {
-        n += encode_frame(out, seed, Kind::HardState, 0, 0, &encode_hard_state(hs));
+        n += encode_frame(out, ctx, Kind::HardState, 0, 0, &encode_hard_state(hs));
     }
     if let Some(s) = &stream.snapshot {
-        n += encode_frame(out, seed, Kind::Snapshot, s.index, s.term, &s.membership);
+        n += encode_frame(out, ctx, Kind::Snapshot, s.index, s.term, &s.membership);
     }
     n
 }
@@ -342,13 +395,18 @@ mod tests {
         for len in [0usize, 1, 7, 8, 255, 256, 4096] {
             let payload: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
             let mut out = vec![0u8; 8];
-            encode_frame(&mut out, 0xDEAD_BEEF, Kind::Entry, 42, 7, &payload);
+            let ctx = FrameCtx {
+                seed: 0xDEAD_BEEF,
+                synced: 64,
+            };
+            encode_frame(&mut out, ctx, Kind::Entry, 42, 7, &payload);
             let f = &out[8..];
             let mut crc = crc32fast::Hasher::new_with_initial(0xDEAD_BEEF);
             crc.update(&f[0..4]);
             crc.update(&f[8..32]);
             crc.update(&payload);
             assert_eq!(u32_at(f, 4), crc.finalize(), "payload {len} B");
+            assert_eq!(u32_at(f, 28), 64, "synced watermark at bytes 28..32");
             assert_eq!(&f[32..32 + len], &payload[..]);
             assert!(f[32 + len..].iter().all(|&b| b == 0), "zero padding");
         }
@@ -357,33 +415,97 @@ mod tests {
     #[test]
     fn frame_roundtrip_and_seed() {
         let mut buf = vec![0u8; HEADER_LEN];
-        let n = encode_frame(&mut buf, 7, Kind::Entry, 5, 2, b"hello");
+        let ctx = FrameCtx {
+            seed: 7,
+            synced: HEADER_LEN as u32,
+        };
+        let n = encode_frame(&mut buf, ctx, Kind::Entry, 5, 2, b"hello");
         assert_eq!(n, 40);
-        match decode_frame(&buf, HEADER_LEN, 7, 100) {
+        let dec = |seed, payload_max| Decoder {
+            seed,
+            version: VERSION,
+            payload_max,
+        };
+        match decode_frame(&buf, HEADER_LEN, dec(7, 100)) {
             Decoded::Frame(f) => {
                 assert_eq!(
-                    (f.kind, f.index, f.term, f.payload),
-                    (Kind::Entry, 5, 2, &b"hello"[..])
+                    (f.kind, f.index, f.term, f.payload, f.synced),
+                    (Kind::Entry, 5, 2, &b"hello"[..], HEADER_LEN as u64)
                 );
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            decode_frame(&buf, HEADER_LEN, 8, 100),
+            decode_frame(&buf, HEADER_LEN, dec(8, 100)),
             Decoded::Bad
         ));
-        assert!(matches!(decode_frame(&buf, HEADER_LEN, 7, 4), Decoded::Bad));
+        assert!(matches!(
+            decode_frame(&buf, HEADER_LEN, dec(7, 4)),
+            Decoded::Bad
+        ));
         for bit in 0..(n * 8) {
             let mut b = buf.clone();
             b[HEADER_LEN + bit / 8] ^= 1 << (bit % 8);
             assert!(
-                !matches!(decode_frame(&b, HEADER_LEN, 7, 100), Decoded::Frame(_)),
+                !matches!(decode_frame(&b, HEADER_LEN, dec(7, 100)), Decoded::Frame(_)),
                 "bit {bit}"
             );
         }
         let zeros = vec![0u8; 128];
-        assert!(matches!(decode_frame(&zeros, 64, 7, 100), Decoded::Zero));
-        assert_eq!(find_valid_after(&buf, 0, 7, 100), Some(HEADER_LEN));
+        assert!(matches!(
+            decode_frame(&zeros, 64, dec(7, 100)),
+            Decoded::Zero
+        ));
+        let found = find_valid_after(&buf, 0, dec(7, 100)).map(|(at, _)| at);
+        assert_eq!(found, Some(HEADER_LEN));
+    }
+
+    /// A watermark is the start of a write at or before the frame: a checksummed frame that
+    /// records one after itself (or inside the header) is not a frame this code wrote.
+    #[test]
+    fn watermark_beyond_the_frame_is_bad() {
+        for (synced, ok) in [
+            (0u32, false),
+            (63, false),
+            (64, true),
+            (128, true),
+            (136, false),
+        ] {
+            let mut buf = vec![0u8; 128];
+            let ctx = FrameCtx { seed: 9, synced };
+            encode_frame(&mut buf, ctx, Kind::Entry, 1, 1, b"x");
+            let d = Decoder {
+                seed: 9,
+                version: VERSION,
+                payload_max: 10,
+            };
+            let got = matches!(decode_frame(&buf, 128, d), Decoded::Frame(_));
+            assert_eq!(got, ok, "synced {synced}");
+        }
+    }
+
+    /// Version 1 frames carry zeros where version 2 records the watermark, and nothing else.
+    #[test]
+    fn version_1_frames_need_zero_reserved_bytes() {
+        let mut buf = vec![0u8; HEADER_LEN];
+        let ctx = FrameCtx { seed: 3, synced: 0 };
+        encode_frame(&mut buf, ctx, Kind::Entry, 1, 1, b"v1");
+        let d = Decoder {
+            seed: 3,
+            version: VERSION_V1,
+            payload_max: 10,
+        };
+        match decode_frame(&buf, HEADER_LEN, d) {
+            Decoded::Frame(f) => assert_eq!(f.synced, 0),
+            other => panic!("{other:?}"),
+        }
+        let ctx = FrameCtx {
+            seed: 3,
+            synced: 64,
+        };
+        let mut buf = vec![0u8; HEADER_LEN];
+        encode_frame(&mut buf, ctx, Kind::Entry, 1, 1, b"v1");
+        assert!(matches!(decode_frame(&buf, HEADER_LEN, d), Decoded::Bad));
     }
 
     #[test]
@@ -392,6 +514,7 @@ mod tests {
             seq: 9,
             salt: 0xdead_beef_0102,
             segment_bytes: 65536,
+            version: VERSION,
         };
         let b = h.encode();
         assert_eq!(SegmentHeader::decode(&b), Some(h));

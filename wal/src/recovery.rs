@@ -1,5 +1,13 @@
 //! Recovery on open: replay every segment's frames, verify checksums and index continuity,
-//! cut a torn tail, report anything else as corruption.
+//! cut an unsynced tail, report anything else as corruption.
+//!
+//! The rule that tells the two apart (docs/wal-format.md, "Recovery"): every frame records
+//! the synced watermark of the write that carried it. A bad frame at offset `p` of a segment
+//! is damage to durable data, and refused, if any valid frame in that segment records a
+//! watermark above `p`, or if any later segment was written at all (a segment is written only
+//! after its predecessor's last write was synced). Otherwise no fdatasync can be shown to
+//! have covered it: it lies in the tail that was being written when power was cut, in which a
+//! later page may have reached the disk before an earlier one, and the tail is cut there.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,8 +15,8 @@ use std::sync::Arc;
 use crate::config::{Config, RecoveryMode};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    decode_checkpoint, decode_frame, decode_hard_state, find_valid_after, Decoded, Frame, Kind,
-    StreamState, HEADER_LEN,
+    decode_checkpoint, decode_frame, decode_hard_state, find_valid_after, Decoded, Decoder, Frame,
+    Kind, StreamState, ALIGN, HEADER_LEN, VERSION_V1,
 };
 use crate::index::PosIndex;
 use crate::io::IoBackend;
@@ -33,6 +41,11 @@ struct SegEnd {
     sealed: bool,
     /// Offset where the next frame would go (end of valid data).
     end: u64,
+    /// The scan stopped at a damaged (not all-zero) frame header.
+    bad: bool,
+    /// End of the last non-zero byte at or after `end` (8-byte aligned), if any: the cut tail
+    /// that must be zeroed before writing resumes at `end`.
+    dirty_end: Option<u64>,
 }
 
 struct Replay {
@@ -84,14 +97,16 @@ fn repair(backend: &dyn IoBackend, seq: u64, offset: u64) -> Result<()> {
     let mut seqs = list_segments(backend)?;
     seqs.retain(|&s| s > seq || (s == seq && offset < HEADER_LEN as u64));
     seqs.sort_unstable_by(|a, b| b.cmp(a));
+    // One directory sync per removal: a crash then leaves a contiguous prefix of segments
+    // even on a file system that persists unsynced directory operations in any order.
     for s in seqs {
         backend
             .remove(&segment::seg_name(s))
             .map_err(|e| Error::io("remove segment", e))?;
+        backend
+            .sync_dir()
+            .map_err(|e| Error::io("sync directory", e))?;
     }
-    backend
-        .sync_dir()
-        .map_err(|e| Error::io("sync directory", e))?;
     if offset >= HEADER_LEN as u64 {
         if let Ok(io) = backend.open(&segment::seg_name(seq)) {
             let zeros = vec![0u8; (io.size() - offset) as usize];
@@ -151,17 +166,17 @@ fn recover_once(backend: &dyn IoBackend, config: &Config) -> Result<Recovered> {
     };
     let mut ends: Vec<SegEnd> = Vec::with_capacity(segs.len());
     for seg in &segs {
-        // A segment gets frames only after its predecessor was sealed and synced; an unsealed
-        // predecessor followed by frames is damage there, not a torn tail.
+        // A segment is written only after its predecessor's last write (the seal) was
+        // synced, so any write here proves an unsealed predecessor damaged, not torn.
         if let Some(prev) = ends.last().filter(|p| !p.sealed) {
-            if has_frames(seg, payload_max)? {
-                let (seq, next) = (seg.seq - 1, rep.stream.next_index);
-                return Err(corrupt(
-                    CorruptionKind::MissingSeal,
-                    seq,
-                    prev.end,
-                    Some(next),
-                ));
+            if written_after_header(seg)? {
+                let kind = if prev.bad {
+                    CorruptionKind::BadFrame
+                } else {
+                    CorruptionKind::MissingSeal
+                };
+                let next = rep.stream.next_index;
+                return Err(corrupt(kind, seg.seq - 1, prev.end, Some(next)));
             }
         }
         ends.push(rep.scan(seg, payload_max)?);
@@ -169,15 +184,38 @@ fn recover_once(backend: &dyn IoBackend, config: &Config) -> Result<Recovered> {
     finish(rep, segs, ends, backend, config)
 }
 
-fn has_frames(seg: &Segment, payload_max: usize) -> Result<bool> {
+/// True if any byte after the header is non-zero: the segment was written (prepared segments
+/// are zero-filled and synced, and nothing but the log's writes changes them).
+fn written_after_header(seg: &Segment) -> Result<bool> {
     let data = seg
         .io
         .read(0, seg.io.size() as usize)
         .map_err(|e| Error::io("read segment", e))?;
-    Ok(matches!(
-        decode_frame(&data, HEADER_LEN, seg.seed, payload_max),
-        Decoded::Frame(_)
-    ) || find_valid_after(&data, HEADER_LEN, seg.seed, payload_max).is_some())
+    Ok(data[HEADER_LEN..].iter().any(|&b| b != 0))
+}
+
+/// End (8-byte aligned) of the last non-zero byte of `data` at or after `from`, if any.
+fn nonzero_end(data: &[u8], from: usize) -> Option<u64> {
+    let last = data.iter().rposition(|&b| b != 0)?;
+    (last >= from).then(|| ((last + ALIGN) & !(ALIGN - 1)) as u64)
+}
+
+/// Offset of a valid frame after the bad frame at `bad` whose synced watermark shows that
+/// an fdatasync covering `bad` returned before it was written, if there is one.
+///
+/// Watermarks are lower bounds (what the writer knew), so every valid frame after `bad` is
+/// examined, not only the first: the rest of the lost write records a watermark at or before
+/// `bad`, a later write one after it. Version 1 frames record no watermark; there any valid
+/// frame after a bad one counts as proof (the version 1 rule).
+fn proof_of_sync(data: &[u8], bad: usize, dec: Decoder) -> Option<usize> {
+    let mut from = bad + ALIGN;
+    while let Some((at, f)) = find_valid_after(data, from, dec) {
+        if dec.version == VERSION_V1 || f.synced > bad as u64 {
+            return Some(at);
+        }
+        from = at + f.len;
+    }
+    None
 }
 
 fn fresh(
@@ -213,6 +251,7 @@ fn finish(
 ) -> Result<Recovered> {
     let next_seq = segs.last().map_or(1, |s| s.seq + 1);
     let Some(tail) = ends.iter().rposition(|e| e.frames > 0) else {
+        settle(backend, &segs[0], ends[0].end, ends[0].dirty_end, None)?;
         let mut it = segs.into_iter();
         let active = it.next().expect("at least one segment exists");
         return Ok(fresh(active, BTreeMap::new(), it.collect(), next_seq));
@@ -240,16 +279,25 @@ fn finish(
     let mut rest = segs[tail + 1..].iter().cloned();
     let (active, write_off, needs_checkpoint, next_seq) = if ends[tail].sealed {
         match rest.next() {
-            Some(s) => (s, HEADER_LEN as u64, true, next_seq),
-            None => (
-                segment::prepare(backend, next_seq, config.segment_bytes)?,
-                HEADER_LEN as u64,
-                true,
-                next_seq + 1,
-            ),
+            Some(s) => {
+                let e = &ends[tail + 1];
+                settle(backend, &s, e.end, e.dirty_end, Some(&segs[tail]))?;
+                (s, HEADER_LEN as u64, true, next_seq)
+            }
+            None => {
+                settle(backend, &segs[tail], ends[tail].end, None, None)?;
+                (
+                    segment::prepare(backend, next_seq, config.segment_bytes)?,
+                    HEADER_LEN as u64,
+                    true,
+                    next_seq + 1,
+                )
+            }
         }
     } else {
-        (segs[tail].clone(), ends[tail].end, false, next_seq)
+        let e = &ends[tail];
+        settle(backend, &segs[tail], e.end, e.dirty_end, None)?;
+        (segs[tail].clone(), e.end, false, next_seq)
     };
     segments.insert(active.seq, active.clone());
     Ok(Recovered {
@@ -264,6 +312,49 @@ fn finish(
     })
 }
 
+/// Makes the recovered state durable before the log writes on top of it: zeroes the cut tail
+/// `resume..dirty_end` of the segment where writing resumes, and fdatasyncs it, the sealed
+/// segment before it (`sealed`) and the directory.
+///
+/// Zeroing matters because the cut tail may hold valid frames (a later page of the lost write
+/// that reached the disk): left there, a shorter new write could end right before one of them
+/// and a later recovery would read it as a continuation of the log. The syncs matter after a
+/// process crash, when the bytes recovery read may still be only in the page cache: the next
+/// write's frames record them as durable.
+fn settle(
+    backend: &dyn IoBackend,
+    seg: &Segment,
+    resume: u64,
+    dirty_end: Option<u64>,
+    sealed: Option<&Segment>,
+) -> Result<()> {
+    if let Some(s) = sealed {
+        s.io.sync_data()
+            .map_err(|e| Error::io("sync recovered segment", e))?;
+    }
+    match dirty_end {
+        Some(end) if end > resume => {
+            tracing::info!(
+                segment = seg.seq,
+                offset = resume,
+                bytes = end - resume,
+                "WAL: cutting the unsynced tail of the last write"
+            );
+            let zeros = vec![0u8; (end - resume) as usize];
+            seg.io
+                .write_all_and_sync(resume, &zeros, true)
+                .map_err(|e| Error::io("zero the cut tail", e))?;
+        }
+        _ => seg
+            .io
+            .sync_data()
+            .map_err(|e| Error::io("sync recovered segment", e))?,
+    }
+    backend
+        .sync_dir()
+        .map_err(|e| Error::io("sync directory", e))
+}
+
 impl Replay {
     /// Replays one segment; returns how it ended.
     fn scan(&mut self, seg: &Segment, payload_max: usize) -> Result<SegEnd> {
@@ -272,10 +363,11 @@ impl Replay {
             .io
             .read(0, len)
             .map_err(|e| Error::io("read segment", e))?;
+        let dec = seg.decoder(payload_max);
         let mut off = HEADER_LEN;
         let mut frames = 0;
         loop {
-            match decode_frame(&data, off, seg.seed, payload_max) {
+            let bad = match decode_frame(&data, off, dec) {
                 Decoded::Frame(f) => {
                     self.apply(seg, off as u64, &f, frames == 0)?;
                     frames += 1;
@@ -285,28 +377,40 @@ impl Replay {
                             frames,
                             sealed: true,
                             end: off as u64,
+                            bad: false,
+                            dirty_end: None,
                         });
                     }
+                    continue;
                 }
-                Decoded::Zero | Decoded::Bad => {
-                    // A torn tail has nothing valid after it; anything valid after the first
-                    // bad frame means damage in the middle of the log.
-                    if find_valid_after(&data, off + 8, seg.seed, payload_max).is_some() {
-                        let index = Some(self.stream.next_index);
-                        return Err(corrupt(
-                            CorruptionKind::BadFrame,
-                            seg.seq,
-                            off as u64,
-                            index,
-                        ));
-                    }
-                    return Ok(SegEnd {
-                        frames,
-                        sealed: false,
-                        end: off as u64,
-                    });
+                Decoded::Zero => false,
+                Decoded::Bad => true,
+            };
+            let dirty_end = nonzero_end(&data, off);
+            if dirty_end.is_some() {
+                if let Some(at) = proof_of_sync(&data, off, dec) {
+                    tracing::error!(
+                        segment = seg.seq,
+                        offset = off,
+                        proof = at,
+                        "WAL: damaged frame that a later frame records as synced"
+                    );
+                    let index = Some(self.stream.next_index);
+                    return Err(corrupt(
+                        CorruptionKind::BadFrame,
+                        seg.seq,
+                        off as u64,
+                        index,
+                    ));
                 }
             }
+            return Ok(SegEnd {
+                frames,
+                sealed: false,
+                end: off as u64,
+                bad,
+                dirty_end,
+            });
         }
     }
 

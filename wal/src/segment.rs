@@ -6,15 +6,42 @@ use std::io;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::{SegmentHeader, HEADER_LEN};
+use crate::format::{Decoder, FrameCtx, SegmentHeader, HEADER_LEN, VERSION, VERSION_V1};
 use crate::io::{IoBackend, SegmentIo};
 
 /// An open segment.
 pub(crate) struct Segment {
     pub(crate) seq: u64,
     pub(crate) seed: u32,
+    /// Format version of the segment's header and frames.
+    pub(crate) version: u32,
     pub(crate) io: Arc<dyn SegmentIo>,
     pub(crate) name: String,
+}
+
+impl Segment {
+    /// How frames of this segment are decoded.
+    pub(crate) fn decoder(&self, payload_max: usize) -> Decoder {
+        Decoder {
+            seed: self.seed,
+            version: self.version,
+            payload_max,
+        }
+    }
+
+    /// How frames of a write starting at `synced` are encoded: version 1 segments record no
+    /// watermark (zero, as that version requires).
+    pub(crate) fn frame_ctx(&self, synced: u64) -> FrameCtx {
+        let synced = if self.version == VERSION_V1 {
+            0
+        } else {
+            u32::try_from(synced).expect("segments are at most 4 GiB")
+        };
+        FrameCtx {
+            seed: self.seed,
+            synced,
+        }
+    }
 }
 
 const SUFFIX: &str = ".wal";
@@ -58,6 +85,7 @@ pub(crate) fn prepare(backend: &dyn IoBackend, seq: u64, len: u64) -> Result<Arc
         seq,
         salt: random_salt(seq),
         segment_bytes: len,
+        version: VERSION,
     };
     let fail = |op: &'static str, e: io::Error| {
         if is_no_space(&e) {
@@ -89,6 +117,7 @@ pub(crate) fn prepare(backend: &dyn IoBackend, seq: u64, len: u64) -> Result<Arc
     Ok(Arc::new(Segment {
         seq,
         seed: header.seed(),
+        version: VERSION,
         io,
         name,
     }))
@@ -110,9 +139,16 @@ pub(crate) fn open(backend: &dyn IoBackend, name: &str, seq: u64) -> Result<Arc<
     if h.seq != seq || h.segment_bytes != io.size() {
         return Err(bad());
     }
+    if h.version != VERSION && h.version != VERSION_V1 {
+        return Err(Error::UnsupportedVersion {
+            segment: seq,
+            version: h.version,
+        });
+    }
     Ok(Arc::new(Segment {
         seq,
         seed: h.seed(),
+        version: h.version,
         io,
         name: name.to_string(),
     }))

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::format::{
-    checkpoint_len, encode_checkpoint, encode_frame, encode_hard_state, frame_len, Kind,
+    checkpoint_len, encode_checkpoint, encode_frame, encode_hard_state, frame_len, FrameCtx, Kind,
     StreamState, HEADER_LEN, SEAL_LEN,
 };
 use crate::index::PosIndex;
@@ -94,6 +94,8 @@ enum Effect {
 
 /// A run of bytes to write into one segment.
 struct Chunk {
+    /// Seed and synced watermark of the frames encoded into this chunk.
+    ctx: FrameCtx,
     seg: Arc<Segment>,
     off: u64,
     buf: Vec<u8>,
@@ -308,15 +310,23 @@ impl Shared {
         }
         let mut buf = mem::take(&mut w.buf);
         buf.clear();
+        // Every earlier commit's fdatasync has returned, so the write starts at the synced
+        // watermark; its frames record that (docs/wal-format.md, "Recovery"). Without syncs
+        // nothing but the header is known durable.
+        let synced = match self.config.durability {
+            Durability::Fdatasync => w.write_off,
+            Durability::NoSync => HEADER_LEN as u64,
+        };
         let mut chunks = vec![Chunk {
+            ctx: w.active.frame_ctx(synced),
             seg: w.active.clone(),
             off: w.write_off,
             buf,
         }];
         let mut effects = mem::take(&mut w.effects);
         if w.needs_checkpoint {
-            let seed = w.active.seed;
-            encode_checkpoint(&mut chunks[0].buf, seed, &w.stream);
+            let ctx = chunks[0].ctx;
+            encode_checkpoint(&mut chunks[0].buf, ctx, &w.stream);
             w.needs_checkpoint = false;
         }
         let mut done = Vec::with_capacity(reqs.len());
@@ -514,7 +524,7 @@ impl Shared {
         }
         let c = chunks.last_mut().expect("chunk");
         let off = u32::try_from(c.pos()).expect("segments are at most 4 GiB");
-        encode_frame(&mut c.buf, c.seg.seed, kind, index, term, payload);
+        encode_frame(&mut c.buf, c.ctx, kind, index, term, payload);
         assert!(
             c.pos() + SEAL_LEN as u64 <= c.seg.io.size(),
             "frame fits after rotation"
@@ -527,7 +537,7 @@ impl Shared {
         let c = chunks.last_mut().expect("chunk");
         encode_frame(
             &mut c.buf,
-            c.seg.seed,
+            c.ctx,
             Kind::Seal,
             w.stream.next_index,
             w.stream.last_term,
@@ -538,9 +548,12 @@ impl Shared {
             .pop_front()
             .expect("rotations are reserved before encoding");
         let mut buf = Vec::with_capacity(64 << 10);
-        encode_checkpoint(&mut buf, seg.seed, &w.stream);
+        // The chunk of the sealed segment is written and synced before this one is written.
+        let ctx = seg.frame_ctx(HEADER_LEN as u64);
+        encode_checkpoint(&mut buf, ctx, &w.stream);
         fx.push(Effect::Segment(seg.clone()));
         chunks.push(Chunk {
+            ctx,
             seg: seg.clone(),
             off: HEADER_LEN as u64,
             buf,

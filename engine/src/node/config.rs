@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::raft::{self, NodeId};
+use crate::transport::{codec, TransportConfig};
 
 /// Durability of the node's WAL. Named in every output that reports numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -139,6 +140,9 @@ pub const WAL_SEGMENT_BYTES_MAX: u64 = 4 << 30;
 /// Largest snapshot chunk: well under the transport's default 16 MiB frame limit.
 pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 8 << 20;
 
+/// Bytes the runtime adds to an application's proposal: the tag byte of a command entry.
+pub(crate) const PROPOSAL_OVERHEAD_BYTES: u64 = 1;
+
 impl NodeConfig {
     /// Defaults for node `id` of cluster `cluster_id`, storing its files in `data_dir`.
     #[must_use]
@@ -170,6 +174,65 @@ impl NodeConfig {
     #[must_use]
     pub fn id(&self) -> NodeId {
         self.raft.id
+    }
+
+    /// Largest application proposal accepted by [`crate::node::NodeHandle::propose`], bytes:
+    /// the core's `entry_bytes_max` less the runtime's tag byte.
+    #[must_use]
+    pub fn proposal_bytes_max(&self) -> u64 {
+        self.raft
+            .entry_bytes_max
+            .saturating_sub(PROPOSAL_OVERHEAD_BYTES)
+    }
+
+    /// The WAL configuration this node runs with.
+    pub(crate) fn wal_config(&self) -> ringraft_wal::Config {
+        ringraft_wal::Config {
+            segment_bytes: self.wal_segment_bytes,
+            durability: match self.durability {
+                Durability::Fdatasync => ringraft_wal::Durability::Fdatasync,
+                Durability::NoSync => ringraft_wal::Durability::NoSync,
+            },
+            backend: match self.io_backend {
+                IoBackend::Auto => ringraft_wal::BackendKind::Auto,
+                IoBackend::Threads => ringraft_wal::BackendKind::Thread,
+            },
+            ..ringraft_wal::Config::default()
+        }
+    }
+
+    /// The transport configuration this node runs with.
+    pub(crate) fn transport_config(&self) -> TransportConfig {
+        let mut tc = TransportConfig::new(self.cluster_id, self.id());
+        tc.seed ^= self.id().0;
+        tc
+    }
+
+    /// An entry the core accepts must fit one WAL record, and an AppendEntries of a full
+    /// batch (or of one maximal entry) must fit one transport frame: otherwise an entry the
+    /// leader accepted stops the leader at its WAL append, and each follower at its own.
+    fn validate_size_limits(&self) -> Result<(), ConfigError> {
+        let entry = self.raft.entry_bytes_max;
+        // The WAL payload of an entry is its data (commands) or a kind byte and its data.
+        let record = entry + 1;
+        let record_max = u64::from(self.wal_config().record_bytes_max);
+        if record > record_max {
+            return Err(ConfigError::Limits {
+                what: "raft.entry_bytes_max + 1 (WAL record)",
+                need: record,
+                max: record_max,
+            });
+        }
+        let frame = codec::append_entries_bytes_max(self.raft.batch_bytes_max, entry);
+        let frame_max = u64::from(self.transport_config().frame_bytes_max);
+        if frame > frame_max {
+            return Err(ConfigError::Limits {
+                what: "largest AppendEntries (transport frame)",
+                need: frame,
+                max: frame_max,
+            });
+        }
+        Ok(())
     }
 
     /// Checks every field and the relations between them.
@@ -226,6 +289,7 @@ impl NodeConfig {
                 max: SNAPSHOT_CHUNK_BYTES_MAX as u64,
             });
         }
+        self.validate_size_limits()?;
         if self.data_dir.as_os_str().is_empty() || self.data_dir.is_file() {
             return Err(ConfigError::DataDir {
                 path: self.data_dir.clone(),
@@ -278,6 +342,16 @@ pub enum ConfigError {
     WalSegment {
         /// The configured size.
         bytes: u64,
+    },
+    /// Two size limits do not nest (entry < WAL record < transport frame).
+    #[error("{what} needs {need} bytes, over the limit of {max}")]
+    Limits {
+        /// Which relation.
+        what: &'static str,
+        /// Bytes the larger side needs.
+        need: u64,
+        /// The limit it must fit.
+        max: u64,
     },
     /// The data directory is empty or names a file.
     #[error("invalid data directory {path:?}")]
@@ -358,6 +432,25 @@ mod tests {
                 ConfigError::TooLarge {
                     field: "snapshot_chunk_bytes",
                     max: SNAPSHOT_CHUNK_BYTES_MAX as u64,
+                },
+            ),
+            (
+                Box::new(|c| c.raft.entry_bytes_max = 8 << 20),
+                ConfigError::Limits {
+                    what: "raft.entry_bytes_max + 1 (WAL record)",
+                    need: (8 << 20) + 1,
+                    max: 8 << 20,
+                },
+            ),
+            (
+                Box::new(|c| {
+                    c.raft.batch_bytes_max = 16 << 20;
+                    c.raft.inflight_bytes_max = 16 << 20;
+                }),
+                ConfigError::Limits {
+                    what: "largest AppendEntries (transport frame)",
+                    need: (16 << 20) + 62,
+                    max: 16 << 20,
                 },
             ),
             (

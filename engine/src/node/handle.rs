@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore}
 use crate::node::metrics::{Metrics, MetricsSnapshot};
 use crate::node::{Durability, NodeError};
 use crate::raft::{
-    ConfChange, ConfChangeStep, LogIndex, Membership, NodeId, ProgressState, ReadMode, Role, Term,
+    ConfChange, ConfChangeStep, LogIndex, Membership, NodeId, ProgressState, ProposeError,
+    ReadMode, Role, Term,
 };
 
 /// The answer to a proposal: where it landed and what the state machine returned.
@@ -148,6 +149,8 @@ pub struct NodeHandle<S> {
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) id: NodeId,
+    /// [`crate::node::NodeConfig::proposal_bytes_max`].
+    pub(crate) proposal_bytes_max: u64,
 }
 
 impl<S> Clone for NodeHandle<S> {
@@ -157,6 +160,7 @@ impl<S> Clone for NodeHandle<S> {
             permits: Arc::clone(&self.permits),
             shared: Arc::clone(&self.shared),
             id: self.id,
+            proposal_bytes_max: self.proposal_bytes_max,
         }
     }
 }
@@ -183,6 +187,16 @@ impl<S: 'static> NodeHandle<S> {
         rx.await.map_err(|_| self.shared.stopped_error())?
     }
 
+    /// Refuses a proposal that the core would refuse for its size, before it takes a permit
+    /// or a place in the node's queue.
+    fn check_size(&self, data: &Bytes) -> Result<(), NodeError> {
+        let (len, max) = (data.len() as u64, self.proposal_bytes_max);
+        if len > max {
+            return Err(NodeError::Propose(ProposeError::TooLarge { len, max }));
+        }
+        Ok(())
+    }
+
     async fn propose_with(
         &self,
         data: Bytes,
@@ -206,13 +220,16 @@ impl<S: 'static> NodeHandle<S> {
     /// # Errors
     /// [`NodeError::NotLeader`], [`NodeError::LeadershipLost`] (outcome unknown),
     /// [`NodeError::Stopped`], [`NodeError::Fatal`] (the node stopped on a failed WAL write
-    /// or fsync; outcome unknown), [`NodeError::Propose`].
+    /// or fsync; outcome unknown), [`NodeError::Propose`] (with
+    /// [`ProposeError::TooLarge`] for data over [`crate::node::NodeConfig::proposal_bytes_max`]).
     pub async fn propose(&self, data: impl Into<Bytes>) -> Result<Proposed, NodeError> {
+        let data = data.into();
+        self.check_size(&data)?;
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             .map_err(|_| self.shared.stopped_error())?;
-        self.propose_with(data.into(), permit).await
+        self.propose_with(data, permit).await
     }
 
     /// Like [`NodeHandle::propose`], but fails at once with [`NodeError::Busy`] instead of
@@ -221,10 +238,12 @@ impl<S: 'static> NodeHandle<S> {
     /// # Errors
     /// As [`NodeHandle::propose`], plus [`NodeError::Busy`].
     pub async fn try_propose(&self, data: impl Into<Bytes>) -> Result<Proposed, NodeError> {
+        let data = data.into();
+        self.check_size(&data)?;
         let permit = Arc::clone(&self.permits)
             .try_acquire_owned()
             .map_err(|_| NodeError::Busy)?;
-        self.propose_with(data.into(), permit).await
+        self.propose_with(data, permit).await
     }
 
     /// A linearizable read: runs `f` on the state machine once it has applied everything

@@ -71,9 +71,7 @@ use self::handle::{Shared, STOP_ABRUPT, STOP_GRACEFUL};
 use self::metrics::Metrics;
 use self::runtime::{LoopState, Runner, EVENTS_MAX};
 use crate::raft::{Instant, LogIndex, RawNode, Role};
-use crate::transport::{
-    Inbox, TcpBackend, ThreadTransport, Transport, TransportConfig, UringTransport,
-};
+use crate::transport::{Inbox, TcpBackend, ThreadTransport, Transport, UringTransport};
 
 /// A running node: owns its thread. Dropping it shuts the node down cleanly.
 pub struct Node<S: StateMachine> {
@@ -117,6 +115,7 @@ impl<S: StateMachine> Node<S> {
             permits: Arc::new(Semaphore::new(config.proposals_inflight_max)),
             shared: Arc::clone(&shared),
             id: config.id(),
+            proposal_bytes_max: config.proposal_bytes_max(),
         };
         let backend = match config.io_backend {
             IoBackend::Auto => TcpBackend::detect(),
@@ -262,8 +261,7 @@ impl<S: StateMachine> Boot<S> {
         config: &NodeConfig,
         backend: TcpBackend,
     ) -> Result<(Box<dyn Transport>, Inbox, SocketAddr), StartError> {
-        let mut tc = TransportConfig::new(config.cluster_id, config.id());
-        tc.seed ^= config.id().0;
+        let tc = config.transport_config();
         let listen = config.listen;
         Ok(match backend {
             TcpBackend::Uring => {
@@ -282,18 +280,7 @@ impl<S: StateMachine> Boot<S> {
     fn build(self) -> Result<(Runner<S>, SocketAddr), StartError> {
         let mut sm = self.sm;
         let cfg = &self.config;
-        let wal_config = ringraft_wal::Config {
-            segment_bytes: cfg.wal_segment_bytes,
-            durability: match cfg.durability {
-                Durability::Fdatasync => ringraft_wal::Durability::Fdatasync,
-                Durability::NoSync => ringraft_wal::Durability::NoSync,
-            },
-            backend: match cfg.io_backend {
-                IoBackend::Auto => ringraft_wal::BackendKind::Auto,
-                IoBackend::Threads => ringraft_wal::BackendKind::Thread,
-            },
-            ..ringraft_wal::Config::default()
-        };
+        let wal_config = cfg.wal_config();
         let wal = match &cfg.wal_io {
             Some(io) => ringraft_wal::Wal::open_with_backend(Arc::clone(io), wal_config)?,
             None => ringraft_wal::Wal::open(cfg.data_dir.join("wal"), wal_config)?,
@@ -415,6 +402,29 @@ mod tests {
             block_on(h.read(ReadMode::ReadIndex, |kv: &KvStateMachine| kv.len())).expect("read");
         assert_eq!(all, 30);
         node.kill();
+    }
+
+    /// Issue 13 item 1: a proposal over the WAL's record limit used to reach the WAL, which
+    /// refused it and stopped the node (`Fatal("record 3 has 9437185 bytes ...")`).
+    #[test]
+    fn item1_oversized_proposal_is_refused_and_the_node_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = start(dir.path(), |_| {});
+        let h = node.handle();
+        let max = NodeConfig::new(3, NodeId(1), dir.path()).proposal_bytes_max();
+        for len in [9 << 20, max + 1] {
+            let big = bytes::Bytes::from(vec![0u8; usize::try_from(len).expect("fits")]);
+            let err = block_on(h.propose(big.clone())).expect_err("oversized");
+            let want = NodeError::Propose(crate::raft::ProposeError::TooLarge { len, max });
+            assert_eq!(err, want);
+            assert_eq!(block_on(h.try_propose(big)).expect_err("oversized"), want);
+        }
+        // The largest accepted proposal goes through the WAL and the state machine.
+        let exact = bytes::Bytes::from(vec![0u8; usize::try_from(max).expect("fits")]);
+        block_on(h.propose(exact)).expect("a proposal of exactly the maximum");
+        set(&h, 1);
+        assert_eq!(h.fatal_error(), None);
+        node.shutdown();
     }
 
     #[test]

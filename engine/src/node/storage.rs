@@ -55,6 +55,22 @@ pub(crate) fn parse_peer_addr(body: &[u8]) -> Option<(NodeId, SocketAddr)> {
     Some((NodeId(id), addr))
 }
 
+/// Checks the entries of an AppendEntries from a peer before the core takes them: a normal
+/// entry this runtime did not tag would panic [`entry_to_wal`] (an invariant for entries
+/// proposed here, but not something a peer may trigger).
+pub(crate) fn check_peer_entries(entries: &[Entry]) -> Result<(), BadEntry> {
+    match entries
+        .iter()
+        .find(|e| e.kind == EntryKind::Normal && e.data.first().is_none_or(|t| *t >= WAL_NOOP))
+    {
+        Some(e) => Err(BadEntry {
+            index: e.index.0,
+            reason: "normal entry without a runtime tag",
+        }),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn entry_to_wal(e: &Entry) -> wal::Entry {
     let payload = match e.kind {
         EntryKind::Normal => {
@@ -203,6 +219,26 @@ mod tests {
         for payload in [&[][..], &[0x90][..], &[0xff, 1][..]] {
             let e = wal::Entry::new(4, 1, Bytes::copy_from_slice(payload));
             assert!(entry_from_wal(e).is_err());
+        }
+    }
+
+    /// Issue 13 item 6 (runtime side): an untagged normal entry from a peer used to reach
+    /// `entry_to_wal` and panic the node on its assertion.
+    #[test]
+    fn item6_untagged_entries_from_peers_are_refused() {
+        let e = |data: &'static [u8]| Entry {
+            index: LogIndex(5),
+            term: Term(1),
+            kind: EntryKind::Normal,
+            data: Bytes::from_static(data),
+        };
+        assert!(check_peer_entries(&[e(b"\x00cmd"), e(b"\x01addr")]).is_ok());
+        for bad in [&b""[..], &b"\x80"[..], &b"\xffx"[..]] {
+            let bad = Entry {
+                data: Bytes::copy_from_slice(bad),
+                ..e(b"")
+            };
+            assert!(check_peer_entries(std::slice::from_ref(&bad)).is_err());
         }
     }
 

@@ -19,6 +19,21 @@ pub enum Mutation {
     LeaseReadBeforeNoopCommit,
     /// Followers acknowledge appends before persisting them.
     AckAppendBeforePersist,
+    /// The lease starts when a quorum's acknowledgement is received instead of when the
+    /// acknowledged round was sent (breaks the lease bound of Raft thesis 6.4).
+    LeaseFromReceiveTime,
+    /// Votes and pre-votes are granted while a live leader was heard within the minimum
+    /// election timeout (no leader stickiness, thesis 4.2.3; breaks lease safety).
+    VoteDespiteLeaderLease,
+    /// A follower installs a received snapshot even when its commit index is already at or
+    /// past the snapshot's index, replacing newer committed entries (Raft figure 13).
+    SnapshotOverNewerEntries,
+    /// A follower serves a read at its own commit index without asking the leader for the
+    /// read index (thesis 6.4.1).
+    FollowerReadWithoutReadIndex,
+    /// Accept proposals and AppendEntries entries over `entry_bytes_max` (the storage then
+    /// refuses them and the node stops).
+    AcceptOversizedEntries,
 }
 
 /// Configuration of one core. Build with [`Config::new`], adjust fields, then
@@ -51,6 +66,12 @@ pub struct Config {
     pub inflight_msgs_max: usize,
     /// Upper bound on entry bytes in flight to one follower.
     pub inflight_bytes_max: u64,
+    /// Upper bound on the data of one entry, bytes. A larger proposal is refused with
+    /// [`crate::raft::ProposeError::TooLarge`], and an AppendEntries carrying a larger entry
+    /// with [`crate::raft::StepError::EntryTooLarge`]: the runtime's storage and transport are
+    /// sized for entries up to this bound (checked by the runtime's configuration), so no
+    /// entry that reaches them can be refused there, which would stop the node.
+    pub entry_bytes_max: u64,
     /// Upper bound on appended but uncommitted entries on the leader; proposals beyond are
     /// refused with [`crate::raft::ProposeError::TooManyPending`].
     pub proposals_pending_max: u64,
@@ -82,6 +103,10 @@ impl Config {
             batch_bytes_max: 1 << 20,
             inflight_msgs_max: 256,
             inflight_bytes_max: 16 << 20,
+            // 4 MiB: half the WAL's default 8 MiB record limit (room for the runtime's tag
+            // byte and a future header), and one such entry plus a full batch stays far
+            // below the transport's default 16 MiB frame.
+            entry_bytes_max: 4 << 20,
             proposals_pending_max: 1 << 20,
             reads_pending_max: 1 << 16,
             log_retain_entries_max: 1 << 16,
@@ -95,12 +120,13 @@ impl Config {
         if self.id == NodeId(0) {
             return Err(ConfigError::InvalidId);
         }
-        let positive: [(&'static str, u64); 7] = [
+        let positive: [(&'static str, u64); 8] = [
             ("heartbeat_ticks", self.heartbeat_ticks),
             ("tick_nanos", self.tick_nanos),
             ("batch_bytes_max", self.batch_bytes_max),
             ("inflight_msgs_max", self.inflight_msgs_max as u64),
             ("inflight_bytes_max", self.inflight_bytes_max),
+            ("entry_bytes_max", self.entry_bytes_max),
             ("proposals_pending_max", self.proposals_pending_max),
             ("reads_pending_max", self.reads_pending_max),
         ];
@@ -213,6 +239,12 @@ mod tests {
                 ConfigError::LeaseMargin {
                     margin: 99_000_000,
                     lease: 99_000_000,
+                },
+            ),
+            (
+                |c| c.entry_bytes_max = 0,
+                ConfigError::Zero {
+                    field: "entry_bytes_max",
                 },
             ),
             (

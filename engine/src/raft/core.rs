@@ -236,6 +236,7 @@ impl Core {
                 me: self.id,
             });
         }
+        self.check_entry_sizes(&m)?;
         if m.term > self.term {
             if !self.step_higher_term(&m) {
                 return Ok(());
@@ -248,13 +249,33 @@ impl Core {
         Ok(())
     }
 
+    /// Refuses an AppendEntries whose entries this node's storage could not take.
+    fn check_entry_sizes(&self, m: &Message) -> Result<(), StepError> {
+        let MessageBody::AppendEntries { entries, .. } = &m.body else {
+            return Ok(());
+        };
+        let max = self.cfg.entry_bytes_max;
+        if self.cfg.mutated(Mutation::AcceptOversizedEntries) {
+            return Ok(());
+        }
+        match entries.iter().find(|e| e.data.len() as u64 > max) {
+            Some(e) => Err(StepError::EntryTooLarge {
+                index: e.index,
+                len: e.data.len() as u64,
+                max,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Handles a message from a higher term; returns whether to go on processing it.
     fn step_higher_term(&mut self, m: &Message) -> bool {
         match m.body {
             MessageBody::RequestVote {
                 pre_vote, transfer, ..
             } => {
-                if !transfer && self.in_leader_lease() {
+                let sticky = !self.mutated(Mutation::VoteDespiteLeaderLease);
+                if !transfer && sticky && self.in_leader_lease() {
                     // Leader stickiness (thesis 4.2.3): ignore, a live leader exists.
                     return false;
                 }

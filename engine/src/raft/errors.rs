@@ -82,6 +82,14 @@ pub enum ProposeError {
         /// `proposals_pending_max`.
         limit: u64,
     },
+    /// The entry's data is over `entry_bytes_max`.
+    #[error("proposal of {len} bytes, over the maximum of {max}")]
+    TooLarge {
+        /// Bytes proposed.
+        len: u64,
+        /// `entry_bytes_max`.
+        max: u64,
+    },
     /// A membership change was refused.
     #[error(transparent)]
     ConfChange(#[from] ConfChangeError),
@@ -145,6 +153,17 @@ pub enum StepError {
         to: NodeId,
         /// This node.
         me: NodeId,
+    },
+    /// An AppendEntries carries an entry over `entry_bytes_max` (a leader configured with a
+    /// larger bound than this node): refused whole, before anything is appended.
+    #[error("entry {index} of {len} bytes, over the maximum of {max}")]
+    EntryTooLarge {
+        /// Entry index.
+        index: LogIndex,
+        /// Bytes of its data.
+        len: u64,
+        /// `entry_bytes_max`.
+        max: u64,
     },
     /// A conf change entry that does not decode (corruption or version skew).
     #[error("bad conf change entry at {index}: {source}")]

@@ -285,6 +285,16 @@ impl RaftLog {
         term
     }
 
+    /// The rule breaker of [`crate::raft::Mutation::SnapshotOverNewerEntries`]: replaces the
+    /// whole log by a snapshot at or below the commit index (commit goes back to it).
+    pub(crate) fn restore_over_commit(&mut self, index: LogIndex, term: Term) {
+        self.commit = LogIndex(index.0.saturating_sub(1)).min(self.commit);
+        self.entries.clear();
+        self.shared = Entries::default();
+        self.snapshot_index = LogIndex(0);
+        self.restore(index, term);
+    }
+
     /// Replaces the log by a received snapshot at (`index`, `term`), unless the log already has
     /// that entry, in which case only the prefix is dropped (Raft paper figure 13, step 6).
     pub(crate) fn restore(&mut self, index: LogIndex, term: Term) {

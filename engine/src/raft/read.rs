@@ -78,6 +78,12 @@ impl ReadTracker {
         self.lease_until
     }
 
+    /// Extends the lease to `until` (the rule breaker of
+    /// [`crate::raft::Mutation::LeaseFromReceiveTime`]).
+    pub(crate) fn extend_lease_to(&mut self, until: Instant) {
+        self.lease_until = Some(self.lease_until.map_or(until, |u| u.max(until)));
+    }
+
     /// Drops the lease (before a leadership transfer).
     pub(crate) fn drop_lease(&mut self) {
         self.lease_until = None;

@@ -67,6 +67,17 @@ pub enum CodecError {
         /// Bytes left.
         remaining: usize,
     },
+    /// A well-framed AppendEntries whose entries could not be a leader's log: indexes not
+    /// contiguous from `prev_index + 1`, terms decreasing (from `prev_term` on) or above the
+    /// message's term. The core would panic on its log invariants; a peer must never make a
+    /// node panic.
+    #[error("inconsistent AppendEntries at entry index {index}: {what}")]
+    Inconsistent {
+        /// Which rule is broken.
+        what: &'static str,
+        /// Index of the offending entry (or `prev_index`).
+        index: LogIndex,
+    },
     /// The snapshot membership does not decode.
     #[error("snapshot membership: {0}")]
     Membership(#[from] DecodeError),
@@ -130,15 +141,30 @@ fn len_u32(what: &'static str, len: usize) -> Result<u32, CodecError> {
     u32::try_from(len).map_err(|_| CodecError::TooLarge { what, len })
 }
 
+/// Bytes of the AppendEntries fields before its entries (prev index and term, commit, round,
+/// entry count).
+const APPEND_FIELDS_BYTES: usize = 4 * 8 + 4;
+
+/// Upper bound of an encoded AppendEntries from a core with these limits: the core fills a
+/// message up to `batch_bytes_max` of [`crate::raft::Entry::size_bytes`] (which counts more
+/// header bytes per entry than the encoding), and sends one entry alone when it is larger.
+#[must_use]
+pub fn append_entries_bytes_max(batch_bytes_max: u64, entry_bytes_max: u64) -> u64 {
+    let one_entry = entry_bytes_max.saturating_add(ENTRY_HEADER_BYTES as u64 + 3);
+    let entries = batch_bytes_max.max(one_entry);
+    ((ENVELOPE_BYTES + APPEND_FIELDS_BYTES) as u64).saturating_add(entries)
+}
+
 /// Bytes [`encode`] will produce for `msg` (exact, except for snapshot membership).
 #[must_use]
 pub fn encoded_len_hint(msg: &Message) -> usize {
     let body = match &msg.body {
         MessageBody::AppendEntries { entries, .. } => {
-            36 + entries
-                .iter()
-                .map(|e| ENTRY_HEADER_BYTES + e.data.len())
-                .sum::<usize>()
+            APPEND_FIELDS_BYTES
+                + entries
+                    .iter()
+                    .map(|e| ENTRY_HEADER_BYTES + e.data.len())
+                    .sum::<usize>()
         }
         MessageBody::InstallSnapshot { .. } => 64,
         _ => 24,
@@ -325,7 +351,7 @@ pub fn decode(buf: Bytes) -> Result<Message, CodecError> {
     let from = NodeId(r.u64()?);
     let to = NodeId(r.u64()?);
     let term = Term(r.u64()?);
-    let body = decode_body(&mut r, kind)?;
+    let body = decode_body(&mut r, kind, term)?;
     match r.remaining() {
         0 => Ok(Message {
             from,
@@ -355,7 +381,7 @@ pub fn decode_from(peer: NodeId, local: NodeId, buf: Bytes) -> Result<Message, C
     Ok(msg)
 }
 
-fn decode_body(r: &mut Reader, kind: u8) -> Result<MessageBody, CodecError> {
+fn decode_body(r: &mut Reader, kind: u8, term: Term) -> Result<MessageBody, CodecError> {
     Ok(match kind {
         1 => {
             let (pre_vote, transfer) = r.flags()?;
@@ -370,7 +396,7 @@ fn decode_body(r: &mut Reader, kind: u8) -> Result<MessageBody, CodecError> {
             let (pre_vote, granted) = r.flags()?;
             MessageBody::RequestVoteResponse { pre_vote, granted }
         }
-        3 => decode_append(r)?,
+        3 => decode_append(r, term)?,
         4 => {
             let index = LogIndex(r.u64()?);
             let round = r.u64()?;
@@ -426,7 +452,7 @@ fn decode_body(r: &mut Reader, kind: u8) -> Result<MessageBody, CodecError> {
     })
 }
 
-fn decode_append(r: &mut Reader) -> Result<MessageBody, CodecError> {
+fn decode_append(r: &mut Reader, term: Term) -> Result<MessageBody, CodecError> {
     let prev_index = LogIndex(r.u64()?);
     let prev_term = Term(r.u64()?);
     let commit = LogIndex(r.u64()?);
@@ -459,6 +485,7 @@ fn decode_append(r: &mut Reader) -> Result<MessageBody, CodecError> {
             data,
         });
     }
+    check_append(term, prev_index, prev_term, &entries)?;
     Ok(MessageBody::AppendEntries {
         prev_index,
         prev_term,
@@ -466,6 +493,35 @@ fn decode_append(r: &mut Reader) -> Result<MessageBody, CodecError> {
         commit,
         round,
     })
+}
+
+/// The entries of an AppendEntries in `term` must extend (`prev_index`, `prev_term`) the way
+/// a leader's log does (Raft paper 5.3): contiguous indexes, terms that never decrease and
+/// never exceed the leader's term.
+fn check_append(
+    term: Term,
+    prev_index: LogIndex,
+    prev_term: Term,
+    entries: &[Entry],
+) -> Result<(), CodecError> {
+    let bad = |what, index| Err(CodecError::Inconsistent { what, index });
+    if prev_term > term {
+        return bad("prev_term above the message's term", prev_index);
+    }
+    let (mut index, mut last_term) = (prev_index, prev_term);
+    for e in entries {
+        if index.0.checked_add(1) != Some(e.index.0) {
+            return bad("index does not follow the previous one", e.index);
+        }
+        if e.term < last_term {
+            return bad("term below the previous entry's", e.index);
+        }
+        if e.term > term {
+            return bad("term above the message's term", e.index);
+        }
+        (index, last_term) = (e.index, e.term);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -519,15 +575,36 @@ mod tests {
                 pre_vote,
                 granted
             }),
-            (u(), u(), vec(entry(), 0..8), u(), u()).prop_map(|(pi, pt, entries, c, round)| {
-                MessageBody::AppendEntries {
-                    prev_index: LogIndex(pi),
-                    prev_term: Term(pt),
-                    entries: entries.into(),
-                    commit: LogIndex(c),
-                    round,
-                }
-            }),
+            (
+                0..u64::MAX / 2,
+                0..u64::MAX / 2,
+                vec((entry(), 0u64..3), 0..8),
+                u(),
+                u()
+            )
+                .prop_map(|(pi, pt, entries, c, round)| {
+                    // A leader's run: contiguous from pi + 1, terms never decreasing from pt.
+                    let mut term = pt;
+                    let entries: Vec<Entry> = entries
+                        .into_iter()
+                        .zip(1..)
+                        .map(|((e, step), i)| {
+                            term += step;
+                            Entry {
+                                index: LogIndex(pi + i),
+                                term: Term(term),
+                                ..e
+                            }
+                        })
+                        .collect();
+                    MessageBody::AppendEntries {
+                        prev_index: LogIndex(pi),
+                        prev_term: Term(pt),
+                        entries: entries.into(),
+                        commit: LogIndex(c),
+                        round,
+                    }
+                }),
             (u(), proptest::option::of((u(), u())), u()).prop_map(|(i, hint, round)| {
                 MessageBody::AppendEntriesResponse {
                     index: LogIndex(i),
@@ -565,11 +642,20 @@ mod tests {
     }
 
     fn message() -> impl Strategy<Value = Message> {
-        (node(), node(), any::<u64>(), body()).prop_map(|(from, to, term, body)| Message {
-            from,
-            to,
-            term: Term(term),
-            body,
+        (node(), node(), any::<u64>(), body()).prop_map(|(from, to, term, body)| {
+            // An AppendEntries carries no term above its sender's.
+            let floor = match &body {
+                MessageBody::AppendEntries {
+                    prev_term, entries, ..
+                } => entries.last().map_or(*prev_term, |e| e.term),
+                _ => Term(0),
+            };
+            Message {
+                from,
+                to,
+                term: Term(term).max(floor),
+                body,
+            }
         })
     }
 
@@ -625,6 +711,67 @@ mod tests {
             decode_from(NodeId(3), NodeId(2), bytes),
             Err(CodecError::Misaddressed { .. })
         ));
+    }
+
+    /// Issue 13 item 6: a well-framed AppendEntries whose entries could not be a leader's
+    /// log used to decode, and then panicked the follower's core (`Entries::sub`, `extend`,
+    /// `commit_to`).
+    #[test]
+    fn item6_inconsistent_append_entries_are_refused() {
+        let e = |index: u64, term: u64| Entry {
+            index: LogIndex(index),
+            term: Term(term),
+            kind: EntryKind::Normal,
+            data: Bytes::new(),
+        };
+        let append = |term: u64, prev: (u64, u64), entries: Vec<Entry>| Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(term),
+            body: MessageBody::AppendEntries {
+                prev_index: LogIndex(prev.0),
+                prev_term: Term(prev.1),
+                entries: entries.into(),
+                commit: LogIndex(0),
+                round: 0,
+            },
+        };
+        let bad = |what, index| {
+            Err(CodecError::Inconsistent {
+                what,
+                index: LogIndex(index),
+            })
+        };
+        let follows = "index does not follow the previous one";
+        let cases = [
+            (append(2, (0, 0), vec![e(0, 1)]), bad(follows, 0)),
+            (append(2, (3, 1), vec![e(5, 1)]), bad(follows, 5)),
+            (append(2, (3, 1), vec![e(4, 1), e(4, 1)]), bad(follows, 4)),
+            (append(2, (3, 1), vec![e(4, 1), e(6, 1)]), bad(follows, 6)),
+            (append(2, (u64::MAX, 1), vec![e(0, 1)]), bad(follows, 0)),
+            (
+                append(2, (3, 2), vec![e(4, 1)]),
+                bad("term below the previous entry's", 4),
+            ),
+            (
+                append(2, (3, 1), vec![e(4, 2), e(5, 1)]),
+                bad("term below the previous entry's", 5),
+            ),
+            (
+                append(2, (3, 1), vec![e(4, 3)]),
+                bad("term above the message's term", 4),
+            ),
+            (
+                append(2, (3, 3), vec![]),
+                bad("prev_term above the message's term", 3),
+            ),
+        ];
+        for (msg, want) in cases {
+            let wire = encode(&msg).unwrap();
+            assert_eq!(decode(wire).map(|_| ()), want, "{msg:?}");
+        }
+        let fine = append(2, (3, 1), vec![e(4, 1), e(5, 2)]);
+        assert_eq!(decode(encode(&fine).unwrap()), Ok(fine));
     }
 
     #[test]

@@ -74,6 +74,9 @@ impl Env {
         c.proposals_pending_max = kv
             .get("pending")
             .map_or(1000, |v| v.parse().expect("pending"));
+        if let Some(v) = kv.get("entry") {
+            c.entry_bytes_max = v.parse().expect("entry");
+        }
         c.pre_vote = kv.get("prevote").is_none_or(|v| v == "true");
         c.check_quorum = kv.get("checkquorum").is_none_or(|v| v == "true");
         #[cfg(feature = "mutations")]
@@ -84,6 +87,7 @@ impl Env {
                 "vote-without-log-check" => Mutation::VoteWithoutLogCheck,
                 "lease-before-noop" => Mutation::LeaseReadBeforeNoopCommit,
                 "ack-before-persist" => Mutation::AckAppendBeforePersist,
+                "oversized" => Mutation::AcceptOversizedEntries,
                 other => panic!("unknown mutation {other}"),
             });
         }
@@ -150,6 +154,8 @@ impl Env {
             }
             "stabilize" => self.cmd_stabilize(&pos),
             "propose" => self.cmd_propose(id(pos[0]), pos.get(1).copied().unwrap_or("")),
+            "propose-big" => self.cmd_propose_big(id(pos[0]), pos[1].parse().expect("len")),
+            "forge-append" => self.cmd_forge_append(&pos),
             "propose-n" => self.cmd_propose_n(id(pos[0]), pos[1].parse().expect("count")),
             "propose-conf" => self.cmd_propose_conf(id(pos[0]), &pos[1..], &kv),
             "transfer" => self.cmd_transfer(id(pos[0]), id(pos[1])),
@@ -297,6 +303,17 @@ impl Env {
         let now = Instant(self.now);
         while let Some(mut rd) = self.node(n).unpersisted.pop_front() {
             let node = self.node(n);
+            // The runtime's WAL refuses records over its limit, which the runtime sizes to
+            // `entry_bytes_max`: such an entry here would stop the node.
+            let max = node.cfg.entry_bytes_max;
+            for e in rd.entries.iter() {
+                assert!(
+                    e.data.len() as u64 <= max,
+                    "node {n}: storage refuses entry {} of {} bytes (max {max}): the node stops",
+                    e.index,
+                    e.data.len()
+                );
+            }
             persist(&mut node.stored, &rd);
             node.raw.on_persisted(rd.number, now);
             let mut msgs = std::mem::take(&mut rd.persisted_messages);
@@ -419,6 +436,78 @@ impl Env {
             }
             Err(e) => {
                 let _ = writeln!(self.out, "error: {e:?}");
+            }
+        }
+    }
+
+    fn cmd_propose_big(&mut self, n: NodeId, len: usize) {
+        match self.node(n).raw.propose(Bytes::from(vec![b'x'; len])) {
+            Ok(i) => {
+                let _ = writeln!(self.out, "proposed at {i}");
+            }
+            Err(e) => {
+                let _ = writeln!(self.out, "error: {e:?}");
+            }
+        }
+    }
+
+    /// `forge-append TO FROM TERM PREV_INDEX PREV_TERM COMMIT [INDEX/TERM ...]`: a well-framed
+    /// AppendEntries with arbitrary fields, as a faulty peer could send, through the wire
+    /// codec (which must refuse what the core cannot take) and then the core. It is stepped
+    /// into a scratch copy of `TO` restarted from its stored state, so that a forged entry the
+    /// core takes cannot pollute the cluster's history (that would be a Byzantine fault, which
+    /// Raft does not tolerate); only a panic counts.
+    fn cmd_forge_append(&mut self, pos: &[&str]) {
+        let num = |i: usize| pos[i].parse::<u64>().expect("number");
+        let entries: Vec<Entry> = pos[6..]
+            .iter()
+            .map(|w| {
+                let (i, t) = w.split_once('/').expect("INDEX/TERM");
+                Entry {
+                    index: LogIndex(i.parse().expect("index")),
+                    term: Term(t.parse().expect("term")),
+                    kind: EntryKind::Normal,
+                    data: Bytes::from_static(b"forged"),
+                }
+            })
+            .collect();
+        let (to, from) = (NodeId(num(0)), NodeId(num(1)));
+        let m = Message {
+            from,
+            to,
+            term: Term(num(2)),
+            body: ringraft::raft::MessageBody::AppendEntries {
+                prev_index: LogIndex(num(3)),
+                prev_term: Term(num(4)),
+                entries: entries.into(),
+                commit: LogIndex(num(5)),
+                round: 0,
+            },
+        };
+        let wire = ringraft::transport::codec::encode(&m).expect("encodes");
+        let m = match ringraft::transport::codec::decode_from(from, to, wire) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = writeln!(self.out, "refused by the codec: {e}");
+                return;
+            }
+        };
+        let now = Instant(self.now);
+        let node = self.node(to);
+        let init = InitialState {
+            hard_state: node.stored.hard,
+            snapshot: node.stored.snapshot.clone(),
+            entries: node.stored.entries.clone(),
+            applied: node.stored.snapshot.index,
+        };
+        let mut scratch = RawNode::new(node.cfg.clone(), init, to.0, now).expect("restart");
+        match scratch.step(m, now) {
+            Ok(()) => {
+                let s = scratch.status();
+                let _ = writeln!(self.out, "taken: last={} commit={}", s.last_index, s.commit);
+            }
+            Err(e) => {
+                let _ = writeln!(self.out, "refused by the core: {e}");
             }
         }
     }

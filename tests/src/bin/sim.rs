@@ -4,6 +4,8 @@
 //! cargo run -p ringraft-tests --release --bin sim -- --seeds 100000 [--start 0] [--threads 2]
 //! cargo run -p ringraft-tests --release --bin sim -- --seed 1234 --trace
 //! cargo run -p ringraft-tests --release --bin sim -- --seeds 1000 --mutation VoteWithoutLogCheck
+//! cargo run -p ringraft-tests --release --bin sim -- --seeds 200000 --start 1000000 \
+//!     --threads 1 --keep /tmp/soak    # soak: every failing seed's report to /tmp/soak/
 //! ```
 //! Exits non-zero if any seed fails; every failure prints its seed and replay command.
 
@@ -23,6 +25,8 @@ struct Args {
     seeds: u64,
     threads: u64,
     one: Option<u64>,
+    /// Directory that receives one report (reason, trace tail, replay command) per failing seed.
+    keep: Option<std::path::PathBuf>,
     options: SimOptions,
 }
 
@@ -32,6 +36,10 @@ fn parse_mutation(name: &str) -> Mutation {
         "VoteWithoutLogCheck" => Mutation::VoteWithoutLogCheck,
         "LeaseReadBeforeNoopCommit" => Mutation::LeaseReadBeforeNoopCommit,
         "AckAppendBeforePersist" => Mutation::AckAppendBeforePersist,
+        "LeaseFromReceiveTime" => Mutation::LeaseFromReceiveTime,
+        "VoteDespiteLeaderLease" => Mutation::VoteDespiteLeaderLease,
+        "SnapshotOverNewerEntries" => Mutation::SnapshotOverNewerEntries,
+        "FollowerReadWithoutReadIndex" => Mutation::FollowerReadWithoutReadIndex,
         other => panic!("unknown mutation {other}"),
     }
 }
@@ -42,6 +50,7 @@ fn parse_args() -> Args {
         seeds: 1000,
         threads: 2,
         one: None,
+        keep: None,
         options: SimOptions::default(),
     };
     let mut it = std::env::args().skip(1);
@@ -54,6 +63,7 @@ fn parse_args() -> Args {
             "--threads" => args.threads = num(value("--threads")).max(1),
             "--seed" => args.one = Some(num(value("--seed"))),
             "--trace" => args.options.trace = true,
+            "--keep" => args.keep = Some(value("--keep").into()),
             "--mutation" => args.options.mutation = Some(parse_mutation(&value("--mutation"))),
             other => {
                 panic!("unknown argument {other}; see the doc comment of tests/src/bin/sim.rs")
@@ -75,6 +85,9 @@ fn main() {
         }
         return;
     }
+    if let Some(dir) = &args.keep {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {dir:?}: {e}"));
+    }
     let next = Arc::new(AtomicU64::new(args.start));
     let end = args.start + args.seeds;
     let totals = Arc::new(Mutex::new(Totals::default()));
@@ -82,11 +95,12 @@ fn main() {
     let started = Instant::now();
     let workers: Vec<_> = (0..args.threads)
         .map(|_| {
-            let (next, totals, failed, options) = (
+            let (next, totals, failed, options, keep) = (
                 next.clone(),
                 totals.clone(),
                 failed.clone(),
                 args.options.clone(),
+                args.keep.clone(),
             );
             std::thread::spawn(move || loop {
                 let seed = next.fetch_add(1, Ordering::Relaxed);
@@ -106,6 +120,12 @@ fn main() {
                         .add(&stats),
                     Err(f) => {
                         eprintln!("{}", report(&f));
+                        if let Some(dir) = &keep {
+                            let path = dir.join(format!("seed-{seed}.txt"));
+                            if let Err(e) = std::fs::write(&path, report(&f)) {
+                                eprintln!("cannot write {path:?}: {e}");
+                            }
+                        }
                         failed
                             .lock()
                             .expect("no worker panics holding the lock")

@@ -472,6 +472,13 @@ impl<S: StateMachine> Runner<S> {
                 return;
             }
         };
+        if let MessageBody::AppendEntries { entries, .. } = &msg.body {
+            if let Err(e) = storage::check_peer_entries(entries) {
+                tracing::warn!(%from, error = %e, "append refused");
+                Metrics::inc(&self.metrics.counters.messages_rejected, 1);
+                return;
+            }
+        }
         // A snapshot's metadata is only believed together with its data (a stream).
         if let MessageBody::InstallSnapshot { .. } = msg.body {
             Metrics::inc(&self.metrics.counters.messages_rejected, 1);

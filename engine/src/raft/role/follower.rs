@@ -1,5 +1,6 @@
 //! Follower behaviour: accept the leader's log, acknowledge after persistence, time out.
 
+use crate::raft::config::Mutation;
 use crate::raft::core::Core;
 use crate::raft::message::{Message, MessageBody, SnapshotMeta};
 use crate::raft::types::{LogIndex, NodeId, ReadId, ReadState, Role};
@@ -55,6 +56,14 @@ impl Core {
             // (leader completeness): keep only the entries after it. A reordered or duplicated
             // append then still delivers its new entries instead of forcing a probe.
             let last = entries.last().map_or(prev_index, |e| e.index);
+            let at_commit = entries.iter().find(|e| e.index == commit_here);
+            if at_commit.is_some_and(|e| Some(e.term) != self.log.term(commit_here)) {
+                // A leader's log holds our committed prefix (leader completeness): this one
+                // does not, so it comes from a faulty peer. Appending after it would break
+                // the log's term order; drop it.
+                tracing::warn!(from = %m.from, %commit_here, "append contradicts the committed log");
+                return;
+            }
             match entries.sub(commit_here.next(), last) {
                 Some(rest) => {
                     let last_new = self.log.append_after(commit_here, rest);
@@ -100,11 +109,15 @@ impl Core {
     pub(crate) fn handle_install_snapshot(&mut self, from: NodeId, meta: SnapshotMeta, round: u64) {
         self.heard_from_leader(from);
         if meta.index <= self.log.commit() {
-            let index = self.log.commit();
-            self.send_append_ack(from, index, round);
-            return;
+            if !self.mutated(Mutation::SnapshotOverNewerEntries) {
+                let index = self.log.commit();
+                self.send_append_ack(from, index, round);
+                return;
+            }
+            self.log.restore_over_commit(meta.index, meta.term);
+        } else {
+            self.log.restore(meta.index, meta.term);
         }
-        self.log.restore(meta.index, meta.term);
         // The runtime installs the snapshot before it applies anything after it.
         self.applied = self.applied.max(meta.index);
         self.handed_out = self.handed_out.max(meta.index);

@@ -81,6 +81,10 @@ impl Core {
 
     pub(crate) fn propose(&mut self, data: Bytes) -> Result<LogIndex, ProposeError> {
         self.check_can_propose()?;
+        let (len, max) = (data.len() as u64, self.cfg.entry_bytes_max);
+        if len > max && !self.cfg.mutated(Mutation::AcceptOversizedEntries) {
+            return Err(ProposeError::TooLarge { len, max });
+        }
         Ok(self.append_entry(EntryKind::Normal, data))
     }
 

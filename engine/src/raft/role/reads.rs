@@ -5,7 +5,7 @@ use crate::raft::config::Mutation;
 use crate::raft::core::Core;
 use crate::raft::errors::ReadError;
 use crate::raft::message::MessageBody;
-use crate::raft::types::{NodeId, ReadId, ReadMode, ReadState, Role};
+use crate::raft::types::{Instant, NodeId, ReadId, ReadMode, ReadState, Role};
 
 impl Core {
     /// A local read request.
@@ -16,6 +16,11 @@ impl Core {
         let Some(leader) = self.leader_id else {
             return Err(ReadError::NoLeader);
         };
+        if self.mutated(Mutation::FollowerReadWithoutReadIndex) {
+            let index = self.log.commit();
+            self.read_states.push(ReadState { id, index });
+            return Ok(());
+        }
         let limit = self.cfg.reads_pending_max;
         if self.forwarded_reads.len() as u64 >= limit {
             return Err(ReadError::TooManyPending { limit });
@@ -137,15 +142,24 @@ impl Core {
     pub(crate) fn advance_reads(&mut self) {
         let round = self.tracker.acked_round();
         let lease_nanos = self.cfg.lease_nanos();
+        let from_receipt = self.mutated(Mutation::LeaseFromReceiveTime);
+        let now = self.now;
         let Some(leader) = self.leader.as_mut() else {
             return;
         };
         // No lease while a transfer runs, nor after a TimeoutNow left in this term: its
         // campaign may win before the lease would end.
         let lease_allowed = leader.transfer.is_none() && !leader.timeout_now_sent;
+        let lease_before = leader.reads.lease_until();
         let done = leader
             .reads
             .on_quorum_acked(round, lease_nanos, lease_allowed);
+        if from_receipt && leader.reads.lease_until() != lease_before {
+            // The rule breaker: the lease runs from the receipt of the acknowledgement.
+            leader
+                .reads
+                .extend_lease_to(Instant(now.0.saturating_add(lease_nanos)));
+        }
         for read in done {
             self.complete_read(read.id, read.from, read.index);
         }

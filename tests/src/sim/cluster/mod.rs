@@ -78,6 +78,10 @@ enum Event {
         incarnation: u64,
     },
     Heal,
+    /// A pause of `node` ends (if it was not extended meanwhile).
+    Resume {
+        node: u64,
+    },
     EndFaults,
     /// Propose a liveness probe on every leader (healing phase only).
     Probe,
@@ -150,6 +154,8 @@ pub struct RunStats {
     pub transfers: u64,
     /// Ticks from healing to liveness.
     pub liveness_ticks: u64,
+    /// Pauses that the end of the fault phase cut short.
+    pub pauses_cut_by_faults_end: u64,
     /// Times a leader's commit index advanced onto an entry of an older term (legal only as
     /// a side effect of committing a later own-term entry in the same step).
     pub old_term_commits: u64,
@@ -189,6 +195,9 @@ pub struct Simulation {
     heal_floor: u64,
     /// Probes proposed so far.
     probes: u64,
+    /// Inputs of paused nodes, held in arrival order until the node resumes (at the end of
+    /// its pause or at the end of the faults, whichever comes first).
+    paused_inputs: BTreeMap<u64, Vec<Event>>,
     rng_net: Rng,
     rng_disk: Rng,
     rng_client: Rng,
@@ -230,6 +239,7 @@ impl Simulation {
                 voters_outgoing: Default::default(),
             }],
             probes: 0,
+            paused_inputs: BTreeMap::new(),
             leader_commits: BTreeMap::new(),
             leader_first_commit: std::collections::BTreeSet::new(),
             rng_net: root.fork(),
@@ -547,7 +557,11 @@ impl Simulation {
         if let Some(id) = Self::target(&event) {
             let until = self.nodes.get(&id).map_or(0, |n| n.paused_until);
             if until > self.now {
-                self.schedule(until, event);
+                assert!(
+                    self.phase == Phase::Faults,
+                    "simulator bug: n{id}'s pause outlived the fault phase"
+                );
+                self.paused_inputs.entry(id).or_default().push(event);
                 return;
             }
         }
@@ -596,6 +610,12 @@ impl Simulation {
                 self.network.heal();
                 self.trace_line("network heals".to_string());
             }
+            Event::Resume { node } => {
+                let until = self.nodes.get(&node).map_or(0, |n| n.paused_until);
+                if until <= self.now {
+                    self.resume(node);
+                }
+            }
             Event::EndFaults => self.end_faults(),
             Event::Probe => self.on_probe(),
             Event::TransportReport {
@@ -609,6 +629,21 @@ impl Simulation {
                     None => n.raw().report_unreachable(NodeId(peer)),
                 });
             }
+        }
+    }
+
+    /// Ends `id`'s pause: its held inputs are taken now, in the order they arrived. A pause
+    /// never outlives the fault phase: `end_faults` resumes every paused node.
+    fn resume(&mut self, id: u64) {
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.paused_until = 0;
+        }
+        let held = self.paused_inputs.remove(&id).unwrap_or_default();
+        if !held.is_empty() {
+            self.trace_line(format!("n{id} resumes ({} inputs held)", held.len()));
+        }
+        for event in held {
+            self.schedule(self.now, event);
         }
     }
 
@@ -733,6 +768,7 @@ impl Simulation {
                 n.member = false;
                 n.crash();
             }
+            self.paused_inputs.remove(&r);
             self.trace_line(format!(
                 "n{r} removed from the cluster (config applied at {applied}) and stopped"
             ));

@@ -110,6 +110,8 @@ impl Simulation {
         if let Some(n) = self.nodes.get_mut(&victim) {
             n.crash();
         }
+        // A crashed process loses what it had not read yet (its sockets die with it).
+        self.paused_inputs.remove(&victim);
         self.stats.crashes += 1;
         self.observations
             .push(crate::invariants::Observation::Crashed { node: victim });
@@ -133,6 +135,7 @@ impl Simulation {
         if let Some(n) = self.nodes.get_mut(&victim) {
             n.paused_until = n.paused_until.max(until);
         }
+        self.schedule(until, Event::Resume { node: victim });
         self.trace_line(format!(
             "NEMESIS pause n{victim} until {}ms",
             until / 1_000_000
@@ -309,6 +312,21 @@ impl Simulation {
         self.network.params.duplicate_ppm = 0;
         self.network.params.delay_long_ppm = 0;
         self.phase = Phase::Healing { since: self.now };
+        // A pause never outlives the faults: the liveness bound counts from here, and a node
+        // that still holds its inputs would look alive to its peers only in part.
+        let paused: Vec<u64> = self
+            .nodes
+            .values()
+            .filter(|n| n.paused_until > self.now)
+            .map(|n| n.id)
+            .chain(self.paused_inputs.keys().copied())
+            .collect::<std::collections::BTreeSet<u64>>()
+            .into_iter()
+            .collect();
+        self.stats.pauses_cut_by_faults_end += paused.len() as u64;
+        for id in paused {
+            self.resume(id);
+        }
         for n in self.nodes.values_mut() {
             n.paused_until = 0;
         }
