@@ -66,6 +66,8 @@ mod wal;
 
 pub use config::{BackendKind, Config, Durability, RecoveryMode};
 pub use error::{CorruptionKind, Error, Result};
+#[cfg(feature = "mutations")]
+pub use recovery::mutation;
 pub use ticket::Ticket;
 pub use types::{Entry, HardState, SnapshotMeta};
 pub use wal::Wal;

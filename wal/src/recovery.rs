@@ -15,8 +15,8 @@ use std::sync::Arc;
 use crate::config::{Config, RecoveryMode};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    decode_checkpoint, decode_frame, decode_hard_state, find_valid_after, Decoded, Decoder, Frame,
-    Kind, StreamState, ALIGN, HEADER_LEN, VERSION_V1,
+    decode_checkpoint, decode_frame, decode_hard_state, find_valid_after, u32_at, Decoded, Decoder,
+    Frame, Kind, StreamState, ALIGN, FRAME_HEADER_LEN, HEADER_LEN, VERSION_V1,
 };
 use crate::index::PosIndex;
 use crate::io::IoBackend;
@@ -218,6 +218,79 @@ fn proof_of_sync(data: &[u8], bad: usize, dec: Decoder) -> Option<usize> {
     None
 }
 
+/// Sector size the recovery rule assumes the device persists atomically: after a power cut
+/// each 512-byte sector holds its old or its new contents, never a mix (NVMe's atomic write
+/// unit on power fail is at least one logical block; SATA drives give the same per sector).
+pub(crate) const ATOMIC_SECTOR_BYTES: usize = 512;
+
+/// True if the bad frame at `off` shows the mark of a write that did not fully reach the
+/// disk: some 512-byte sector of its extent (header and declared payload, clamped to the
+/// segment; the header alone if the header itself is implausible) is all zero.
+///
+/// Why that is the test (docs/wal-format.md, "The last write group"): a bad frame that no
+/// later frame proves synced lies in the last write group. Its bytes were written over
+/// zeros (segments are zero-filled and never recycled; a cut tail is zeroed before writing
+/// resumes), so if power was cut before the group's fdatasync returned, every sector of it
+/// that did not reach the disk reads as zeros. A frame whose every sector holds non-zero
+/// data therefore reached the disk whole; if it fails its checksum, the media changed it
+/// after the fact, and it may hold an acknowledged record: refuse. The one ambiguity: a
+/// frame whose payload really contains an aligned all-zero sector and is then damaged
+/// elsewhere is cut; a header checksum (a future format) would remove it.
+fn looks_unpersisted(data: &[u8], off: usize, dec: Decoder) -> bool {
+    let h = &data[off..(off + FRAME_HEADER_LEN).min(data.len())];
+    let len = if h.len() == FRAME_HEADER_LEN {
+        u32_at(h, 0) as usize
+    } else {
+        0
+    };
+    let kind_ok = h.len() == FRAME_HEADER_LEN && (1..=7).contains(&h[24]);
+    let extent = if kind_ok && len <= dec.payload_max {
+        FRAME_HEADER_LEN + len
+    } else {
+        FRAME_HEADER_LEN
+    };
+    let end = (off + extent).min(data.len());
+    let mut start = off;
+    while start < end {
+        let piece_end = ((start / ATOMIC_SECTOR_BYTES) + 1) * ATOMIC_SECTOR_BYTES;
+        let piece = &data[start..piece_end.min(end)];
+        if piece.iter().all(|&b| b == 0) {
+            return true;
+        }
+        start = piece_end;
+    }
+    false
+}
+
+/// Test-only mutations of recovery, to show that the crash tests catch them. Compiled in only
+/// with the `mutations` cargo feature; switched on per thread (recovery runs on the thread
+/// that opens the log), so other tests of the same binary are unaffected.
+pub mod mutation {
+    #[cfg(feature = "mutations")]
+    thread_local! {
+        static CUT_REFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Switches on (or off) on this thread: recovery cuts a damaged last write group that
+    /// it would refuse (the bit-flip tests must then fail).
+    #[cfg(feature = "mutations")]
+    pub fn set_cut_refused(on: bool) {
+        CUT_REFUSED.with(|c| c.set(on));
+    }
+
+    /// Whether the cut-instead-of-refuse mutation is on (always false without the feature).
+    pub(crate) fn cut_refused() -> bool {
+        #[cfg(feature = "mutations")]
+        {
+            CUT_REFUSED.with(|c| c.get())
+        }
+        #[cfg(not(feature = "mutations"))]
+        {
+            false
+        }
+    }
+}
+
 fn fresh(
     active: Arc<Segment>,
     mut segments: BTreeMap<u64, Arc<Segment>>,
@@ -387,7 +460,7 @@ impl Replay {
                 Decoded::Bad => true,
             };
             let dirty_end = nonzero_end(&data, off);
-            if dirty_end.is_some() {
+            if dirty_end.is_some() && !mutation::cut_refused() {
                 if let Some(at) = proof_of_sync(&data, off, dec) {
                     tracing::error!(
                         segment = seg.seq,
@@ -403,6 +476,23 @@ impl Replay {
                         index,
                     ));
                 }
+            }
+            if bad && !looks_unpersisted(&data, off, dec) && !mutation::cut_refused() {
+                // The last write group: nothing later proves it synced, but its damage does
+                // not look like sectors that never reached the disk either (see
+                // `looks_unpersisted`), so it may be an acknowledged record that rotted.
+                tracing::error!(
+                    segment = seg.seq,
+                    offset = off,
+                    "WAL: damaged frame in the last write group with no unwritten sector"
+                );
+                let index = Some(self.stream.next_index);
+                return Err(corrupt(
+                    CorruptionKind::BadFrame,
+                    seg.seq,
+                    off as u64,
+                    index,
+                ));
             }
             return Ok(SegEnd {
                 frames,

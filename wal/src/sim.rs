@@ -4,9 +4,13 @@
 //! # Crash model
 //! - File data: bytes written but not yet covered by an `fdatasync` of their file are
 //!   "unsynced". A crash keeps every synced byte. Of the unsynced writes (in issue order, over
-//!   all files) it keeps what [`CrashKeep`] says: a prefix of their bytes (byte or sector
-//!   granular, optionally with the next sector torn into garbage), or any subset of sectors.
+//!   all files) it keeps what [`CrashKeep`] says: a prefix of their bytes rounded down to a
+//!   whole sector (a device persists a 512-byte sector atomically), the same with the next
+//!   sector torn into garbage (a device without that guarantee), any subset of sectors, or
+//!   any subset of the dirty 4 KiB pages of every file (page-cache writeback in any order).
 //! - The directory: creates, renames and removes since the last `sync_dir` are lost.
+//! - A process crash ([`SimDisk::process_crash`]) loses nothing: written data stays in the
+//!   page cache, still unsynced, and a power cut after the restart decides its fate.
 //! - File lengths of allocated files are durable at once (the log syncs every allocated file
 //!   before it renames it into place, so this does not weaken the tests).
 
@@ -31,7 +35,13 @@ pub enum CrashKeep {
     TornSector(u64, u64),
     /// Every unsynced sector independently kept or not, decided by the seed.
     SectorSubset(u64),
+    /// Every dirty 4 KiB page of every file independently kept (with its latest contents)
+    /// or not (its synced contents), decided by the seed.
+    PageSubset(u64),
 }
+
+/// Page size of the simulated page cache.
+pub const PAGE_BYTES: usize = 4096;
 
 #[derive(Default, Clone)]
 struct Inode {
@@ -146,41 +156,11 @@ impl SimDisk {
                 durable: i.durable.clone(),
             })
             .collect();
-        let mut budget = match keep {
-            CrashKeep::Prefix(n) | CrashKeep::TornSector(n, _) => n,
-            CrashKeep::SectorSubset(_) => u64::MAX,
-        };
-        let mut rng = match keep {
-            CrashKeep::TornSector(_, s) | CrashKeep::SectorSubset(s) => s | 1,
-            CrashKeep::Prefix(_) => 1,
-        };
-        for (ino, off, data) in &st.unsynced {
-            let img = &mut inodes[*ino].live;
-            let off = *off as usize;
-            if let CrashKeep::SectorSubset(_) = keep {
-                let mut s = off / SECTOR_BYTES * SECTOR_BYTES;
-                while s < off + data.len() {
-                    let (a, b) = (s.max(off), (s + SECTOR_BYTES).min(off + data.len()));
-                    if xorshift(&mut rng) & 1 == 1 {
-                        img[a..b].copy_from_slice(&data[a - off..b - off]);
-                    }
-                    s += SECTOR_BYTES;
-                }
-                continue;
-            }
-            let n = (data.len() as u64).min(budget) as usize;
-            img[off..off + n].copy_from_slice(&data[..n]);
-            budget -= n as u64;
-            if n < data.len() {
-                if let CrashKeep::TornSector(..) = keep {
-                    let pos = off + n;
-                    let end = ((pos / SECTOR_BYTES) + 1) * SECTOR_BYTES;
-                    for b in &mut img[pos..end.min(off + data.len())] {
-                        *b = xorshift(&mut rng) as u8;
-                    }
-                }
-                break;
-            }
+        match keep {
+            CrashKeep::PageSubset(seed) => keep_pages(&st, &mut inodes, seed),
+            CrashKeep::SectorSubset(seed) => keep_sectors(&st, &mut inodes, seed),
+            CrashKeep::Prefix(n) => keep_prefix(&st, &mut inodes, n, None),
+            CrashKeep::TornSector(n, seed) => keep_prefix(&st, &mut inodes, n, Some(seed)),
         }
         for i in &mut inodes {
             i.durable = i.live.clone();
@@ -194,6 +174,47 @@ impl SimDisk {
         SimDisk {
             state: Arc::new(Mutex::new(new)),
         }
+    }
+
+    /// The disk a process crash now leaves to the restarted process: everything written is
+    /// still there (in the page cache), still unsynced; faults are cleared.
+    pub fn process_crash(&self) -> SimDisk {
+        let st = self.lock();
+        let new = State {
+            inodes: st.inodes.clone(),
+            names: st.names.clone(),
+            durable_names: st.durable_names.clone(),
+            unsynced: st.unsynced.clone(),
+            ..State::default()
+        };
+        SimDisk {
+            state: Arc::new(Mutex::new(new)),
+        }
+    }
+
+    /// Names in the directory now, and the ones a power cut now would leave.
+    pub fn names(&self) -> (Vec<String>, Vec<String>) {
+        let st = self.lock();
+        (
+            st.names.keys().cloned().collect(),
+            st.durable_names.keys().cloned().collect(),
+        )
+    }
+
+    /// Durable (synced) contents of a file under its durable name.
+    pub fn durable_file(&self, name: &str) -> Option<Vec<u8>> {
+        let st = self.lock();
+        st.durable_names
+            .get(name)
+            .map(|&i| st.inodes[i].durable.clone())
+    }
+
+    /// Writes bytes into a file durably (as a test's stand-in for damage or a foreign write).
+    pub fn write_durable(&self, name: &str, offset: usize, bytes: &[u8]) {
+        let mut st = self.lock();
+        let ino = *st.names.get(name).expect("write_durable: no such file");
+        st.inodes[ino].live[offset..offset + bytes.len()].copy_from_slice(bytes);
+        st.inodes[ino].durable[offset..offset + bytes.len()].copy_from_slice(bytes);
     }
 
     /// Flips one bit of a file (as media corruption would), durably.
@@ -213,6 +234,69 @@ impl SimDisk {
     /// The backend over this disk.
     pub fn backend(&self) -> Arc<dyn IoBackend> {
         Arc::new(self.clone())
+    }
+}
+
+/// Keeps each unsynced sector (of each write) or not.
+fn keep_sectors(st: &State, inodes: &mut [Inode], seed: u64) {
+    let mut rng = seed | 1;
+    for (ino, off, data) in &st.unsynced {
+        let img = &mut inodes[*ino].live;
+        let off = *off as usize;
+        let mut s = off / SECTOR_BYTES * SECTOR_BYTES;
+        while s < off + data.len() {
+            let (a, b) = (s.max(off), (s + SECTOR_BYTES).min(off + data.len()));
+            if xorshift(&mut rng) & 1 == 1 {
+                img[a..b].copy_from_slice(&data[a - off..b - off]);
+            }
+            s += SECTOR_BYTES;
+        }
+    }
+}
+
+/// Keeps each dirty page of each file whole (its live contents) or not at all.
+fn keep_pages(st: &State, inodes: &mut [Inode], seed: u64) {
+    let mut dirty: std::collections::BTreeSet<(usize, usize)> = Default::default();
+    for (ino, off, data) in &st.unsynced {
+        let (first, last) = (
+            *off as usize / PAGE_BYTES,
+            (*off as usize + data.len() - 1) / PAGE_BYTES,
+        );
+        dirty.extend((first..=last).map(|p| (*ino, p)));
+    }
+    let mut rng = seed | 1;
+    for (ino, page) in dirty {
+        if xorshift(&mut rng) & 1 == 1 {
+            let live = &st.inodes[ino].live;
+            let (a, b) = (page * PAGE_BYTES, ((page + 1) * PAGE_BYTES).min(live.len()));
+            inodes[ino].live[a..b].copy_from_slice(&live[a..b]);
+        }
+    }
+}
+
+/// Keeps the first `n` bytes of the unsynced stream, each write's kept part rounded down to
+/// a sector boundary of its file; with `torn`, the next sector is then filled with garbage.
+fn keep_prefix(st: &State, inodes: &mut [Inode], n: u64, torn: Option<u64>) {
+    let mut budget = n;
+    let mut rng = torn.unwrap_or(1) | 1;
+    for (ino, off, data) in &st.unsynced {
+        let img = &mut inodes[*ino].live;
+        let off = *off as usize;
+        let n = (data.len() as u64).min(budget) as usize;
+        budget -= n as u64;
+        if n == data.len() {
+            img[off..off + n].copy_from_slice(data);
+            continue;
+        }
+        let pos = ((off + n) / SECTOR_BYTES * SECTOR_BYTES).max(off);
+        img[off..pos].copy_from_slice(&data[..pos - off]);
+        if torn.is_some() {
+            let end = (pos / SECTOR_BYTES + 1) * SECTOR_BYTES;
+            for b in &mut img[pos..end.min(off + data.len())] {
+                *b = xorshift(&mut rng) as u8;
+            }
+        }
+        break;
     }
 }
 

@@ -175,12 +175,14 @@ fn crash_everywhere(seed: u64) {
             &what("prefix"),
         );
         let n = rng.below(unsynced);
+        // Garbage in a sector breaks the atomic-sector assumption of the recovery rule: in the
+        // last write group it cannot be told from a bit flip, so it may be refused.
         let keep = CrashKeep::TornSector(n, rng.next());
         check_image(
             &w,
             disk.crash_image(keep),
             acked,
-            false,
+            true,
             &what("torn sector"),
         );
         let keep = CrashKeep::SectorSubset(rng.next());
