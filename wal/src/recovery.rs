@@ -154,6 +154,11 @@ fn recover_once(backend: &dyn IoBackend, config: &Config) -> Result<Recovered> {
             return Err(corrupt(CorruptionKind::MissingSegment, w[0] + 1, 0, None));
         }
     }
+    drop_blank_last_segment(backend, &mut seqs)?;
+    if seqs.is_empty() {
+        let seg = segment::prepare(backend, 1, config.segment_bytes)?;
+        return Ok(fresh(seg, BTreeMap::new(), Vec::new(), 2));
+    }
     let mut segs = Vec::with_capacity(seqs.len());
     for &s in &seqs {
         segs.push(segment::open(backend, &segment::seg_name(s), s)?);
@@ -182,6 +187,52 @@ fn recover_once(backend: &dyn IoBackend, config: &Config) -> Result<Recovered> {
         ends.push(rep.scan(seg, payload_max)?);
     }
     finish(rep, segs, ends, backend, config)
+}
+
+/// Deletes the newest segment if its header is bad and nothing after the header was ever
+/// written: a segment prepared ahead (or just rotated to) whose header the media damaged.
+///
+/// Safe because such a file holds no log data at all: the header carries none, and the
+/// zero body shows no frame was written (every frame, the first checkpoint included, is
+/// non-zero). Its header was synced before the file got its name, so no crash produces
+/// this; a header that is bad on a segment holding data stays `BadHeader`.
+fn drop_blank_last_segment(backend: &dyn IoBackend, seqs: &mut Vec<u64>) -> Result<()> {
+    let Some(&last) = seqs.last() else {
+        return Ok(());
+    };
+    let name = segment::seg_name(last);
+    match segment::open(backend, &name, last) {
+        Err(Error::Corruption {
+            kind: CorruptionKind::BadHeader,
+            ..
+        }) => {}
+        _ => return Ok(()),
+    }
+    let io = backend
+        .open(&name)
+        .map_err(|e| Error::io("open segment", e))?;
+    let size = io.size() as usize;
+    if size < HEADER_LEN {
+        return Ok(());
+    }
+    let body = io
+        .read(HEADER_LEN, size - HEADER_LEN)
+        .map_err(|e| Error::io("read segment", e))?;
+    if body.iter().any(|&b| b != 0) {
+        return Ok(());
+    }
+    tracing::warn!(
+        segment = last,
+        "WAL: newest segment has a bad header and was never written; deleting it"
+    );
+    backend
+        .remove(&name)
+        .map_err(|e| Error::io("remove segment", e))?;
+    backend
+        .sync_dir()
+        .map_err(|e| Error::io("sync directory", e))?;
+    seqs.pop();
+    Ok(())
 }
 
 /// True if any byte after the header is non-zero: the segment was written (prepared segments
@@ -224,8 +275,9 @@ fn proof_of_sync(data: &[u8], bad: usize, dec: Decoder) -> Option<usize> {
 pub(crate) const ATOMIC_SECTOR_BYTES: usize = 512;
 
 /// True if the bad frame at `off` shows the mark of a write that did not fully reach the
-/// disk: some 512-byte sector of its extent (header and declared payload, clamped to the
-/// segment; the header alone if the header itself is implausible) is all zero.
+/// disk: for some 512-byte sector that its extent (header and declared payload, clamped to
+/// the segment; the header alone if the header itself is implausible) touches, the bytes
+/// from the frame's part of it to the sector's end are all zero.
 ///
 /// Why that is the test (docs/wal-format.md, "The last write group"): a bad frame that no
 /// later frame proves synced lies in the last write group. Its bytes were written over
@@ -233,9 +285,11 @@ pub(crate) const ATOMIC_SECTOR_BYTES: usize = 512;
 /// resumes), so if power was cut before the group's fdatasync returned, every sector of it
 /// that did not reach the disk reads as zeros. A frame whose every sector holds non-zero
 /// data therefore reached the disk whole; if it fails its checksum, the media changed it
-/// after the fact, and it may hold an acknowledged record: refuse. The one ambiguity: a
-/// frame whose payload really contains an aligned all-zero sector and is then damaged
-/// elsewhere is cut; a header checksum (a future format) would remove it.
+/// after the fact, and it may hold an acknowledged record: refuse. The residual ambiguity:
+/// a synced frame whose payload really is zero over the rest of a sector (for example the
+/// last frame of the log ending in zero bytes just past a sector boundary), or whose length
+/// field is damaged so that its extent reaches the zeros after the log, and that is then
+/// damaged, is cut. Only media damage in the one last write group can hit it.
 fn looks_unpersisted(data: &[u8], off: usize, dec: Decoder) -> bool {
     let h = &data[off..(off + FRAME_HEADER_LEN).min(data.len())];
     let len = if h.len() == FRAME_HEADER_LEN {
@@ -251,15 +305,29 @@ fn looks_unpersisted(data: &[u8], off: usize, dec: Decoder) -> bool {
     };
     let end = (off + extent).min(data.len());
     let mut start = off;
+    let mut unwritten = false;
     while start < end {
         let piece_end = ((start / ATOMIC_SECTOR_BYTES) + 1) * ATOMIC_SECTOR_BYTES;
-        let piece = &data[start..piece_end.min(end)];
+        // The whole rest of the sector, not only the frame's part: a sector that never
+        // reached the disk is zero from the frame to its end (the write began at or before
+        // the frame), while a short run of zero payload bytes is usually followed by data.
+        let piece = &data[start..piece_end.min(data.len())];
         if piece.iter().all(|&b| b == 0) {
-            return true;
+            unwritten = true;
+        } else if piece_end < end
+            && piece_end >= off + FRAME_HEADER_LEN + ALIGN
+            && piece[piece.len() - ALIGN..] == [0; ALIGN]
+        {
+            // A sector that reached the disk and that the frame's payload fills to its end,
+            // yet it ends in a zero payload word (header fields such as a marker's term may
+            // be zero, so only payload counts): the frame really ended there and its length
+            // field is damaged (a longer length would reach the zeros after the log).
+            // Refuse.
+            return false;
         }
         start = piece_end;
     }
-    false
+    unwritten
 }
 
 /// Test-only mutations of recovery, to show that the crash tests catch them. Compiled in only
