@@ -7,13 +7,22 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use common::*;
 use ringraft_wal::sim::{CrashKeep, SimDisk};
 use ringraft_wal::{Entry, Error, Wal};
 
 static CRASH_STATES: AtomicU64 = AtomicU64::new(0);
+
+/// Per crash model: states generated, opened, refused (corruption reported where allowed).
+static PER_MODEL: Mutex<BTreeMap<&'static str, [u64; 3]>> = Mutex::new(BTreeMap::new());
+
+fn count(model: &'static str, slot: usize) {
+    PER_MODEL.lock().unwrap().entry(model).or_default()[slot] += 1;
+}
 
 /// A workload: steps and the model after each atomic unit (one record, or one marker).
 struct Workload {
@@ -108,9 +117,21 @@ fn run(w: &Workload, disk: &SimDisk) -> usize {
 /// Reopens a crash image and checks it against the workload.
 fn check_image(w: &Workload, image: SimDisk, acked: usize, may_corrupt: bool, what: &str) {
     CRASH_STATES.fetch_add(1, Ordering::Relaxed);
+    let model = MODELS
+        .iter()
+        .copied()
+        .find(|m| what.ends_with(m))
+        .expect("a known crash model");
+    count(model, 0);
     let wal = match open(&image.backend(), &sim_config()) {
-        Ok(wal) => wal,
-        Err(Error::Corruption { .. }) if may_corrupt => return,
+        Ok(wal) => {
+            count(model, 1);
+            wal
+        }
+        Err(Error::Corruption { .. }) if may_corrupt => {
+            count(model, 2);
+            return;
+        }
         Err(e) => panic!("{what}: recovery failed: {e}"),
     };
     let got = Model::read(&wal);
@@ -134,6 +155,16 @@ fn check_image(w: &Workload, image: SimDisk, acked: usize, may_corrupt: bool, wh
         "{what}: append after recovery lost"
     );
 }
+
+/// Names of the crash models below, as they end the `what` of each check.
+const MODELS: [&str; 6] = [
+    "synced only",
+    "all written",
+    "prefix",
+    "torn sector",
+    "sector subset",
+    "byte",
+];
 
 fn crash_everywhere(seed: u64) {
     let w = workload(seed, 80, 300);
@@ -213,6 +244,9 @@ fn crash_at_every_operation() {
     run_seeded(1000, 12, crash_everywhere);
     let n = CRASH_STATES.load(Ordering::Relaxed);
     eprintln!("crash states checked: {n}");
+    for (model, [generated, opened, refused]) in PER_MODEL.lock().unwrap().iter() {
+        eprintln!("crash model {model}: generated {generated}, opened {opened}, refused {refused}");
+    }
     if std::env::var("WAL_SEED").is_err() {
         assert!(n >= 1000, "only {n} crash states");
     }

@@ -287,7 +287,7 @@ fn crash_workload(seed: u64) {
 
 #[test]
 fn concurrent_appenders_page_subsets_and_directory_loss() {
-    run_seeded(7000, 10, crash_workload);
+    run_seeded(7000, 20, crash_workload);
     POWER.print("power cut, any subset of dirty 4 KiB pages, unsynced directory ops lost");
     PROCESS_THEN_POWER.print("process crash, restart, appends, then power cut");
     let n = POWER.generated.load(Ordering::Relaxed)
