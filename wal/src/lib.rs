@@ -18,10 +18,21 @@
 //!   [`bytes::Bytes`] slices of a read-only memory map that stay valid after compaction.
 //! - **Truncation and compaction** are durable markers in the frame stream: after a crash the
 //!   log is in the state before or after, and truncated entries never reappear.
-//! - **Recovery** ([`RecoveryMode`]) verifies every frame's CRC and index continuity. A torn
-//!   tail (a bad frame at the end of the newest segment with nothing valid after it) is cut;
-//!   anything else is [`Error::Corruption`] naming segment, offset and index, and nothing is
-//!   deleted unless the operator opens with [`RecoveryMode::TruncateAtCorruption`].
+//! - **Recovery** ([`RecoveryMode`]) verifies every frame's CRC and index continuity, and
+//!   tells an unsynced tail from damage to durable data by what the disk proves. Every frame
+//!   (format version 2) records the synced watermark `w` of its write: every byte before `w`
+//!   was covered by a returned fdatasync. A bad frame at offset `p` is refused as
+//!   [`Error::Corruption`] (segment, offset, index) if (a) a later valid frame of its segment
+//!   records `w > p`, or (b) a later segment was written at all (it is written only after
+//!   its predecessor's seal was synced), or (c) it lies in the last write group, whose sync
+//!   no frame can prove, and none of its 512-byte sectors reads as unwritten (zero from the
+//!   frame to the sector's end): a write lost in a power cut leaves zero sectors over the
+//!   zero-filled segment, so a frame with none reached the disk whole and its bad checksum is
+//!   media damage. Anything else is the unsynced tail of a power cut (later pages may have
+//!   reached the disk before earlier ones) and is cut, zeroed and synced, without operator
+//!   action. So an acknowledged record is never silently cut, and nothing is deleted for real
+//!   corruption unless the operator opens with [`RecoveryMode::TruncateAtCorruption`]. The
+//!   proof and its residual cases are in `docs/wal-format.md`, "Recovery".
 //! - **Fatal errors.** A failed write or fdatasync poisons the log: every later append fails
 //!   with [`Error::Fatal`], the sync is never retried. Reopen to recover.
 //! - **Full disk.** Segments are allocated in full (zero-filled) before use, so ENOSPC shows
