@@ -277,7 +277,8 @@ pub(crate) const ATOMIC_SECTOR_BYTES: usize = 512;
 /// True if the bad frame at `off` shows the mark of a write that did not fully reach the
 /// disk: for some 512-byte sector that its extent (header and declared payload, clamped to
 /// the segment; the header alone if the header itself is implausible) touches, the bytes
-/// from the frame's part of it to the sector's end are all zero.
+/// from the frame's part of it to the sector's end are all zero; and it is not a whole frame
+/// with one bit of its length flipped ([`length_bit_flipped`]).
 ///
 /// Why that is the test (docs/wal-format.md, "The last write group"): a bad frame that no
 /// later frame proves synced lies in the last write group. Its bytes were written over
@@ -288,8 +289,8 @@ pub(crate) const ATOMIC_SECTOR_BYTES: usize = 512;
 /// after the fact, and it may hold an acknowledged record: refuse. The residual ambiguity:
 /// a synced frame whose payload really is zero over the rest of a sector (for example the
 /// last frame of the log ending in zero bytes just past a sector boundary), or whose length
-/// field is damaged so that its extent reaches the zeros after the log, and that is then
-/// damaged, is cut. Only media damage in the one last write group can hit it.
+/// field takes damage of more than one bit that reaches the zeros after the log, is cut.
+/// Only media damage in the one last write group can hit it.
 fn looks_unpersisted(data: &[u8], off: usize, dec: Decoder) -> bool {
     let h = &data[off..(off + FRAME_HEADER_LEN).min(data.len())];
     let len = if h.len() == FRAME_HEADER_LEN {
@@ -303,6 +304,9 @@ fn looks_unpersisted(data: &[u8], off: usize, dec: Decoder) -> bool {
     } else {
         FRAME_HEADER_LEN
     };
+    if kind_ok && length_bit_flipped(data, off, dec) {
+        return false;
+    }
     let end = (off + extent).min(data.len());
     let mut start = off;
     let mut unwritten = false;
@@ -314,20 +318,32 @@ fn looks_unpersisted(data: &[u8], off: usize, dec: Decoder) -> bool {
         let piece = &data[start..piece_end.min(data.len())];
         if piece.iter().all(|&b| b == 0) {
             unwritten = true;
-        } else if piece_end < end
-            && piece_end >= off + FRAME_HEADER_LEN + ALIGN
-            && piece[piece.len() - ALIGN..] == [0; ALIGN]
-        {
-            // A sector that reached the disk and that the frame's payload fills to its end,
-            // yet it ends in a zero payload word (header fields such as a marker's term may
-            // be zero, so only payload counts): the frame really ended there and its length
-            // field is damaged (a longer length would reach the zeros after the log).
-            // Refuse.
-            return false;
         }
         start = piece_end;
     }
     unwritten
+}
+
+/// True if the frame at `off` verifies once one bit of its length field is flipped back: the
+/// frame reached the disk whole and the media changed its length. Without this a longer
+/// damaged length could reach the zeros after the log and pass for an unwritten sector. A
+/// write cut short never verifies this way (but for a 2^-32 checksum collision). 32
+/// checksums of at most one payload, once per open.
+fn length_bit_flipped(data: &[u8], off: usize, dec: Decoder) -> bool {
+    let h = &data[off..off + FRAME_HEADER_LEN];
+    let (len, crc) = (u32_at(h, 0), u32_at(h, 4));
+    (0..32).any(|bit| {
+        let fixed = len ^ (1 << bit);
+        let end = off + FRAME_HEADER_LEN + fixed as usize;
+        if fixed as usize > dec.payload_max || end > data.len() {
+            return false;
+        }
+        let mut c = crc32fast::Hasher::new_with_initial(dec.seed);
+        c.update(&fixed.to_le_bytes());
+        c.update(&h[8..]);
+        c.update(&data[off + FRAME_HEADER_LEN..end]);
+        c.finalize() == crc
+    })
 }
 
 /// Test-only mutations of recovery, to show that the crash tests catch them. Compiled in only
