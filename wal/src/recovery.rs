@@ -5,9 +5,11 @@
 //! the synced watermark of the write that carried it. A bad frame at offset `p` of a segment
 //! is damage to durable data, and refused, if any valid frame in that segment records a
 //! watermark above `p`, or if any later segment was written at all (a segment is written only
-//! after its predecessor's last write was synced). Otherwise no fdatasync can be shown to
-//! have covered it: it lies in the tail that was being written when power was cut, in which a
-//! later page may have reached the disk before an earlier one, and the tail is cut there.
+//! after its predecessor's last write was synced), or if it lies in the last write group
+//! (whose sync no frame can prove) and none of its sectors reads as unwritten (see
+//! `looks_unpersisted`). Otherwise it lies in the tail that was being written when power was
+//! cut, in which a later page may have reached the disk before an earlier one, and the tail
+//! is cut there.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
