@@ -253,6 +253,31 @@ fn nonzero_end(data: &[u8], from: usize) -> Option<u64> {
     (last >= from).then(|| ((last + ALIGN) & !(ALIGN - 1)) as u64)
 }
 
+/// Why the damaged or zero frame at `off` must be refused rather than cut, if it must: a
+/// later frame records it as synced, or it is a bad frame in the last write group whose damage
+/// does not look like sectors that never reached the disk (see `looks_unpersisted`), so it may
+/// be an acknowledged record that rotted. `None` means an unsynced tail, cut safely.
+fn refusal(
+    data: &[u8],
+    off: usize,
+    dec: Decoder,
+    bad: bool,
+    dirty_end: Option<u64>,
+) -> Option<String> {
+    if mutation::cut_refused() {
+        return None;
+    }
+    if dirty_end.is_some() {
+        if let Some(at) = proof_of_sync(data, off, dec) {
+            return Some(format!(
+                "damaged frame that a later frame (offset {at}) records as synced"
+            ));
+        }
+    }
+    (bad && !looks_unpersisted(data, off, dec))
+        .then(|| "damaged frame in the last write group with no unwritten sector".to_owned())
+}
+
 /// Offset of a valid frame after the bad frame at `bad` whose synced watermark shows that
 /// an fdatasync covering `bad` returned before it was written, if there is one.
 ///
@@ -300,7 +325,7 @@ fn looks_unpersisted(data: &[u8], off: usize, dec: Decoder) -> bool {
     } else {
         0
     };
-    let kind_ok = h.len() == FRAME_HEADER_LEN && (1..=7).contains(&h[24]);
+    let kind_ok = h.len() == FRAME_HEADER_LEN && Kind::from_u8(h[24]).is_some();
     let extent = if kind_ok && len <= dec.payload_max {
         FRAME_HEADER_LEN + len
     } else {
@@ -546,32 +571,8 @@ impl Replay {
                 Decoded::Bad => true,
             };
             let dirty_end = nonzero_end(&data, off);
-            if dirty_end.is_some() && !mutation::cut_refused() {
-                if let Some(at) = proof_of_sync(&data, off, dec) {
-                    tracing::error!(
-                        segment = seg.seq,
-                        offset = off,
-                        proof = at,
-                        "WAL: damaged frame that a later frame records as synced"
-                    );
-                    let index = Some(self.stream.next_index);
-                    return Err(corrupt(
-                        CorruptionKind::BadFrame,
-                        seg.seq,
-                        off as u64,
-                        index,
-                    ));
-                }
-            }
-            if bad && !looks_unpersisted(&data, off, dec) && !mutation::cut_refused() {
-                // The last write group: nothing later proves it synced, but its damage does
-                // not look like sectors that never reached the disk either (see
-                // `looks_unpersisted`), so it may be an acknowledged record that rotted.
-                tracing::error!(
-                    segment = seg.seq,
-                    offset = off,
-                    "WAL: damaged frame in the last write group with no unwritten sector"
-                );
+            if let Some(reason) = refusal(&data, off, dec, bad, dirty_end) {
+                tracing::error!(segment = seg.seq, offset = off, "WAL: {reason}");
                 let index = Some(self.stream.next_index);
                 return Err(corrupt(
                     CorruptionKind::BadFrame,

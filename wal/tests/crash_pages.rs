@@ -303,28 +303,6 @@ fn concurrent_appenders_page_subsets_and_directory_loss() {
 
 static FLIPPED: Counts = Counts::new();
 
-/// Frames (offset, total length) of a segment image, walking the length fields from the
-/// header to the first all-zero frame header.
-fn frames(file: &[u8]) -> Vec<(usize, usize)> {
-    use ringraft_wal::layout::{FRAME_HEADER_LEN, HEADER_LEN};
-    let mut out = Vec::new();
-    let mut off = HEADER_LEN;
-    while off + FRAME_HEADER_LEN <= file.len() {
-        let h = &file[off..off + FRAME_HEADER_LEN];
-        if h.iter().all(|&b| b == 0) {
-            break;
-        }
-        let len = u32::from_le_bytes(h[0..4].try_into().unwrap()) as usize;
-        let total = (FRAME_HEADER_LEN + len + 7) & !7;
-        if off + total > file.len() {
-            break;
-        }
-        out.push((off, total));
-        off += total;
-    }
-    out
-}
-
 /// Power cut at a random operation, page subset kept, then one bit flipped in a frame that
 /// an fdatasync covered before the cut: the open must refuse with the typed error.
 fn flip_in_crash_state(seed: u64) {
@@ -342,7 +320,9 @@ fn flip_in_crash_state(seed: u64) {
             .filter(|n| n.ends_with(".wal"))
             .flat_map(|n| {
                 let file = disk.durable_file(n).unwrap();
-                frames(&file).into_iter().map(move |f| (n.clone(), f))
+                frames(&file)
+                    .into_iter()
+                    .map(move |(off, len, _)| (n.clone(), (off, len)))
             })
             .collect();
         if synced.is_empty() {

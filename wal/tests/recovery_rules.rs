@@ -18,23 +18,6 @@ use ringraft_wal::{Error, Wal};
 /// Kind byte of a seal frame (docs/wal-format.md, "Kinds").
 const KIND_SEAL: u8 = 7;
 
-/// Frames (offset, total length, kind) of a segment image, walking the length fields.
-fn frames(file: &[u8]) -> Vec<(usize, usize, u8)> {
-    let mut out = Vec::new();
-    let mut off = HEADER_LEN;
-    while off + FRAME_HEADER_LEN <= file.len() {
-        let h = &file[off..off + FRAME_HEADER_LEN];
-        if h.iter().all(|&b| b == 0) {
-            break;
-        }
-        let len = u32::from_le_bytes(h[0..4].try_into().unwrap()) as usize;
-        let total = (FRAME_HEADER_LEN + len + 7) & !7;
-        out.push((off, total, h[24]));
-        off += total;
-    }
-    out
-}
-
 /// A fully acknowledged workload (every step waited on) on a fresh disk.
 fn synced_log(seed: u64) -> (SimDisk, Model) {
     let disk = SimDisk::new();

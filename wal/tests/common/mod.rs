@@ -214,3 +214,25 @@ pub fn sim_config() -> Config {
 pub fn open(backend: &Arc<dyn IoBackend>, config: &Config) -> ringraft_wal::Result<Wal> {
     Wal::open_with_backend(backend.clone(), config.clone())
 }
+
+/// Frames (offset, total length, kind byte) of a segment image, walking the length fields from
+/// the header to the first all-zero frame header or a frame that runs past the end.
+pub fn frames(file: &[u8]) -> Vec<(usize, usize, u8)> {
+    use ringraft_wal::layout::{FRAME_HEADER_LEN, HEADER_LEN};
+    let mut out = Vec::new();
+    let mut off = HEADER_LEN;
+    while off + FRAME_HEADER_LEN <= file.len() {
+        let h = &file[off..off + FRAME_HEADER_LEN];
+        if h.iter().all(|&b| b == 0) {
+            break;
+        }
+        let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")) as usize;
+        let total = (FRAME_HEADER_LEN + len + 7) & !7;
+        if off + total > file.len() {
+            break;
+        }
+        out.push((off, total, h[24]));
+        off += total;
+    }
+    out
+}
