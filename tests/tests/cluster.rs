@@ -590,9 +590,15 @@ fn garbage_and_foreign_peers_leave_the_cluster_unharmed() {
             let _ = s.write_all(junk);
         }
     }
-    // A node of another cluster claiming a member's id, and an unknown node id of ours.
+    // A node of another cluster claiming a member's id, and an unknown node id of ours. The
+    // claimed member is not the leader: a transport cannot add its own id as a peer.
     use ringraft::transport::{ThreadTransport, Transport, TransportConfig};
-    for (cluster, id) in [(CLUSTER_ID + 1, NodeId(2)), (CLUSTER_ID, NodeId(99))] {
+    let claimed = *c
+        .members
+        .keys()
+        .find(|&&id| id != leader)
+        .expect("a 3-node cluster has a follower");
+    for (cluster, id) in [(CLUSTER_ID + 1, claimed), (CLUSTER_ID, NodeId(99))] {
         let (t, _inbox) =
             ThreadTransport::start(TransportConfig::new(cluster, id), free_addr()).expect("start");
         t.add_peer(leader, target).expect("add peer");
