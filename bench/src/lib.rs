@@ -1,1 +1,4 @@
-//! Shared helpers for the ringraft benchmarks and the cluster load generator.
+//! Shared helpers for the ringraft benchmarks, and the library behind the `ringraft-bench`
+//! load generator ([`loadgen`]).
+
+pub mod loadgen;

@@ -1,0 +1,22 @@
+//! The `ringraft-bench` load generator: starts a system under test on loopback (a ringraft
+//! cluster of `ringraft serve` processes, an etcd cluster, or a durable redis-server), drives
+//! it with many pipelined clients over TCP, and reports throughput, latency percentiles, CPU
+//! per process and the machine's physical floor.
+//!
+//! - [`workload`]: what the clients do;
+//! - [`wire`]: the RESP2 and etcd HTTP codecs;
+//! - [`driver`]: the clients and the measured phase;
+//! - [`servers`]: starting and stopping the systems;
+//! - [`floor`], [`procstat`], [`machine`]: what the report says about the machine;
+//! - [`report`]: one run's report; [`run`]: start, drive, report.
+
+pub mod driver;
+pub mod floor;
+pub mod latency;
+pub mod machine;
+pub mod procstat;
+pub mod report;
+pub mod run;
+pub mod servers;
+pub mod wire;
+pub mod workload;
