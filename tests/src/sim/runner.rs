@@ -36,12 +36,17 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<RunStats, Failure> {
 
 /// A failure as printed: seed, reason, the end of the trace and the replay command.
 pub fn report(f: &Failure) -> String {
+    report_lines(f, 60)
+}
+
+/// A failure with up to `lines` of its trace tail (every kept line for soak reports).
+pub fn report_lines(f: &Failure, lines: usize) -> String {
     let mut s = format!(
         "\n=== simulation seed {} FAILED ===\n{}\n",
         f.seed, f.reason
     );
     s.push_str("--- last trace lines ---\n");
-    for line in f.trace_tail.iter().rev().take(60).rev() {
+    for line in f.trace_tail.iter().rev().take(lines).rev() {
         s.push_str(line);
         s.push('\n');
     }
