@@ -332,7 +332,7 @@ impl Core {
                 self.handle_install_snapshot(from, meta, round);
             }
             MessageBody::TimeoutNow => self.handle_timeout_now(from),
-            MessageBody::ReadIndex { id } => self.handle_read_index(from, id),
+            MessageBody::ReadIndex { id, mode } => self.handle_read_index(from, id, mode),
             MessageBody::ReadIndexResponse { id, index } => {
                 self.handle_read_index_response(id, index);
             }

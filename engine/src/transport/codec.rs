@@ -3,7 +3,7 @@
 //! Little endian, one version byte, then a kind tag, the envelope and the body:
 //!
 //! ```text
-//! u8 version (1) | u8 kind | u64 from | u64 to | u64 term | body
+//! u8 version (2) | u8 kind | u64 from | u64 to | u64 term | body
 //! kind 1 RequestVote            u8 flags (1 pre_vote, 2 transfer) | u64 last_index | u64 last_term
 //! kind 2 RequestVoteResponse    u8 flags (1 pre_vote, 2 granted)
 //! kind 3 AppendEntries          u64 prev_index | u64 prev_term | u64 commit | u64 round |
@@ -13,7 +13,7 @@
 //! kind 6 HeartbeatResponse      u64 round
 //! kind 7 InstallSnapshot        u64 index | u64 term | u64 round | u32 len | Membership::encode()
 //! kind 8 TimeoutNow
-//! kind 9 ReadIndex              u64 id
+//! kind 9 ReadIndex              u64 id | u8 mode (0 lease, 1 read index)
 //! kind 10 ReadIndexResponse     u64 id | u8 has_index | [u64 index]
 //! ```
 //!
@@ -26,11 +26,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::raft::{
     DecodeError, Entries, Entry, EntryKind, LogIndex, Membership, Message, MessageBody, NodeId,
-    ReadId, RejectHint, SnapshotMeta, Term,
+    ReadId, ReadMode, RejectHint, SnapshotMeta, Term,
 };
 
-/// Version byte written first; bump on any layout change.
-const CODEC_VERSION: u8 = 1;
+/// Version byte written first; bump on any layout change. Version 2: ReadIndex carries the
+/// read mode.
+const CODEC_VERSION: u8 = 2;
 /// Bytes of the version, kind and envelope (from, to, term).
 const ENVELOPE_BYTES: usize = 2 + 3 * 8;
 /// Bytes of one entry's header (index, term, kind, length).
@@ -277,7 +278,13 @@ pub fn encode_into(msg: &Message, out: &mut BytesMut) -> Result<(), CodecError> 
             out.put_slice(&membership);
         }
         MessageBody::TimeoutNow => {}
-        MessageBody::ReadIndex { id } => out.put_u64_le(id.0),
+        MessageBody::ReadIndex { id, mode } => {
+            out.put_u64_le(id.0);
+            out.put_u8(match mode {
+                ReadMode::Lease => 0,
+                ReadMode::ReadIndex => 1,
+            });
+        }
         MessageBody::ReadIndexResponse { id, index } => {
             out.put_u64_le(id.0);
             out.put_u8(u8::from(index.is_some()));
@@ -486,6 +493,11 @@ fn decode_body(r: &mut Reader, kind: u8, term: Term) -> Result<MessageBody, Code
         8 => MessageBody::TimeoutNow,
         9 => MessageBody::ReadIndex {
             id: ReadId(r.u64()?),
+            mode: if r.bool()? {
+                ReadMode::ReadIndex
+            } else {
+                ReadMode::Lease
+            },
         },
         10 => {
             let id = ReadId(r.u64()?);
@@ -702,7 +714,14 @@ mod tests {
                 }
             }),
             Just(MessageBody::TimeoutNow),
-            u().prop_map(|id| MessageBody::ReadIndex { id: ReadId(id) }),
+            (u(), any::<bool>()).prop_map(|(id, index)| MessageBody::ReadIndex {
+                id: ReadId(id),
+                mode: if index {
+                    ReadMode::ReadIndex
+                } else {
+                    ReadMode::Lease
+                },
+            }),
             (u(), proptest::option::of(u())).prop_map(|(id, index)| {
                 MessageBody::ReadIndexResponse {
                     id: ReadId(id),

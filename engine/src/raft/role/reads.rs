@@ -26,7 +26,7 @@ impl Core {
             return Err(ReadError::TooManyPending { limit });
         }
         self.forwarded_reads.push((id, leader, 0));
-        self.send(leader, MessageBody::ReadIndex { id });
+        self.send(leader, MessageBody::ReadIndex { id, mode });
         Ok(())
     }
 
@@ -56,14 +56,14 @@ impl Core {
         self.failed_reads.extend(failed);
     }
 
-    /// A follower forwarded a read. The leader may serve it from its lease: the read index is
-    /// the same either way.
-    pub(crate) fn handle_read_index(&mut self, from: NodeId, id: ReadId) {
+    /// A follower forwarded a read, in the mode its caller asked for: a lease read may be
+    /// served from the lease, a ReadIndex read only after a quorum round (issue 13 item 3).
+    pub(crate) fn handle_read_index(&mut self, from: NodeId, id: ReadId, mode: ReadMode) {
         if self.role != Role::Leader {
             self.send(from, MessageBody::ReadIndexResponse { id, index: None });
             return;
         }
-        if self.leader_read(id, Some(from), ReadMode::Lease).is_err() {
+        if self.leader_read(id, Some(from), mode).is_err() {
             self.send(from, MessageBody::ReadIndexResponse { id, index: None });
         }
     }
