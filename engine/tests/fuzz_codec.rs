@@ -19,7 +19,7 @@ use bytes::Bytes;
 use fuzz_common::{escape, mutate, read_escaped_lines, run_seeded, Rng};
 use ringraft::raft::{
     Config, Entry, EntryKind, HardState, InitialState, Instant, LogIndex, Membership, Message,
-    MessageBody, NodeId, RawNode, ReadId, RejectHint, SnapshotMeta, Term,
+    MessageBody, NodeId, RawNode, ReadId, ReadMode, RejectHint, SnapshotMeta, Term,
 };
 use ringraft::transport::codec::{decode, decode_from, encode};
 
@@ -132,7 +132,20 @@ fn seed_messages() -> Vec<Message> {
             },
         ),
         msg(2, MessageBody::TimeoutNow),
-        msg(2, MessageBody::ReadIndex { id: ReadId(1) }),
+        msg(
+            2,
+            MessageBody::ReadIndex {
+                id: ReadId(1),
+                mode: ReadMode::Lease,
+            },
+        ),
+        msg(
+            2,
+            MessageBody::ReadIndex {
+                id: ReadId(2),
+                mode: ReadMode::ReadIndex,
+            },
+        ),
         msg(
             2,
             MessageBody::ReadIndexResponse {
