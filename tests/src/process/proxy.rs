@@ -190,10 +190,12 @@ fn pump(mut from: TcpStream, mut to: TcpStream, epoch: u64, state: &State) {
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
+                // Counted before the write, so that whoever receives the bytes sees them
+                // counted.
+                state.forwarded.fetch_add(n as u64, Ordering::SeqCst);
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
-                state.forwarded.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e)
                 if matches!(
