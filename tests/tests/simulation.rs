@@ -105,10 +105,12 @@ fn same_seed_replays_exactly() {
 /// new ones, so it was counted live as a leader yet sent no heartbeats, and the election its
 /// silence started was still running when the run ended. Pauses now end with the faults
 /// (their held inputs are taken then, in arrival order); both seeds must still cut a pause
-/// short at the end of the faults, and pass.
+/// short at the end of the faults, and pass. 309,786 stopped doing so when forwarded reads
+/// started carrying their mode (issue 13 item 3 changed the message flow); 309,788 (found
+/// with the `sim` binary) cuts two pauses short at the end of the faults instead.
 #[test]
 fn soak_regressions_pause_past_faults_end() {
-    for seed in [304_699, 309_786] {
+    for seed in [304_699, 309_788] {
         match run_seed(seed, SimOptions::default()) {
             Ok(stats) => assert!(
                 stats.pauses_cut_by_faults_end > 0,
