@@ -137,7 +137,7 @@ impl Run {
             }
             self.one(seed);
             let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-            if done % PROGRESS_SEEDS == 0 {
+            if done.is_multiple_of(PROGRESS_SEEDS) {
                 eprintln!("{done} seeds done in {:.1?}", self.started.elapsed());
             }
         }
@@ -160,11 +160,7 @@ impl Run {
                 false
             }
             Err(f) => {
-                eprintln!(
-                    "{}  or: {}",
-                    report(&f),
-                    sim_replay(seed, &self.options)
-                );
+                eprintln!("{}  or: {}", report(&f), sim_replay(seed, &self.options));
                 if let Some(dir) = &self.keep {
                     let path = dir.join(format!("seed-{seed}.txt"));
                     let text = format!(

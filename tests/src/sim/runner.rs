@@ -80,6 +80,8 @@ pub struct Totals {
     pub elections: u64,
     /// Sum of snapshot installs.
     pub snapshots_installed: u64,
+    /// Sum of snapshot installs over a held, partly unsynced suffix.
+    pub snapshots_over_held_suffix: u64,
     /// Sum of membership changes.
     pub conf_changes: u64,
     /// Largest time to liveness, in ticks.
@@ -100,6 +102,7 @@ impl Totals {
         self.crashes += s.crashes;
         self.elections += s.elections;
         self.snapshots_installed += s.snapshots_installed;
+        self.snapshots_over_held_suffix += s.snapshots_over_held_suffix;
         self.conf_changes += s.conf_changes;
         self.liveness_ticks_max = self.liveness_ticks_max.max(s.liveness_ticks);
         self.old_term_commits += s.old_term_commits;

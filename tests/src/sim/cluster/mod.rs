@@ -110,6 +110,11 @@ enum Event {
 /// How long a transport takes to notice that a snapshot stream failed.
 const SNAPSHOT_FAIL_NANOS: u64 = 50_000_000;
 
+/// Events one run may take: runs take 5,000-15,000, so a run far beyond is a message storm
+/// (a leader and a follower that disagree on the follower's log, retrying at every answer),
+/// which is reported as a failure instead of running for hours.
+const STEPS_MAX: u64 = 2_000_000;
+
 /// Client id of the liveness probes.
 const PROBE_CLIENT: u64 = u64::MAX;
 /// Key of the liveness probes (clients use keys below `SimParams::keys`).
@@ -160,6 +165,9 @@ pub struct RunStats {
     pub crashes: u64,
     /// Snapshots installed on followers.
     pub snapshots_installed: u64,
+    /// Snapshots installed over a log that held the snapshot's entry and a suffix not yet
+    /// all durable (see [`crate::invariants::Observation::SnapshotInstalled`]).
+    pub snapshots_over_held_suffix: u64,
     /// Membership changes proposed successfully.
     pub conf_changes: u64,
     /// Leadership transfers started.
@@ -381,6 +389,13 @@ impl Simulation {
         while let Some(((at, _), event)) = self.queue.pop_first() {
             self.now = at;
             self.step += 1;
+            if self.step > STEPS_MAX {
+                return Err(format!(
+                    "more than {STEPS_MAX} events by {} ms: a message storm{}",
+                    self.now / 1_000_000,
+                    self.describe_nodes()
+                ));
+            }
             self.handle(event);
             self.check_invariants()?;
             match self.phase {
@@ -642,7 +657,14 @@ impl Simulation {
                         && (n.role == Role::Leader || muted)
                 });
                 if leads && self.phase == Phase::Faults {
-                    self.crash(node, if muted { "muted leader" } else { "flapping leader" });
+                    self.crash(
+                        node,
+                        if muted {
+                            "muted leader"
+                        } else {
+                            "flapping leader"
+                        },
+                    );
                 }
             }
             Event::Heal => {
@@ -764,7 +786,12 @@ impl Simulation {
                         );
                     }
                 }
-                Observation::SnapshotInstalled { .. } => self.stats.snapshots_installed += 1,
+                Observation::SnapshotInstalled {
+                    over_held_suffix, ..
+                } => {
+                    self.stats.snapshots_installed += 1;
+                    self.stats.snapshots_over_held_suffix += u64::from(*over_held_suffix);
+                }
                 Observation::Applied { .. } => {}
                 _ => {}
             }

@@ -115,9 +115,8 @@ impl Simulation {
         if self.muted.remove(&victim) {
             // Nothing a muted leader sent ever arrives: drop its messages still in flight
             // before its links come back.
-            self.queue.retain(
-                |_, e| !matches!(e, Event::Deliver { msg, .. } if msg.from.0 == victim),
-            );
+            self.queue
+                .retain(|_, e| !matches!(e, Event::Deliver { msg, .. } if msg.from.0 == victim));
             for m in self.member_ids() {
                 self.network.restore_one_way(victim, m);
             }
@@ -183,7 +182,11 @@ impl Simulation {
             .nodes
             .get(&leader)
             .is_some_and(|n| n.paused_until > self.now);
-        if !paused && self.rng_nemesis.chance(self.params.pause_on_campaign_percent) {
+        if !paused
+            && self
+                .rng_nemesis
+                .chance(self.params.pause_on_campaign_percent)
+        {
             self.trace_line(format!("NEMESIS n{candidate} campaigns"));
             self.pause(leader);
         }
