@@ -7,7 +7,7 @@ use bytes::Bytes;
 use interaction::Env;
 use ringraft::raft::{
     Config, Entry, EntryKind, InitialState, Instant, LogIndex, Membership, Message, MessageBody,
-    NodeId, ProposeError, RawNode, Ready, SnapshotMeta, StepError, Term,
+    NodeId, ProposeError, RawNode, ReadId, ReadMode, Ready, SnapshotMeta, StepError, Term,
 };
 
 const NOW: Instant = Instant(0);
@@ -257,4 +257,72 @@ fn item4_ready_from_before_a_restore_confirms_nothing_after_it() {
     );
     f.on_persisted(new.number, NOW);
     assert_eq!(f.status().persisted, LogIndex(3));
+}
+
+/// A follower of leader 1 in term 1 that knows entry 1 committed, booted with `seed` (the
+/// runtime draws a new one at every boot).
+fn follower_of_1(seed: u64) -> RawNode {
+    let init = InitialState::bootstrap([NodeId(1), NodeId(2), NodeId(3)]);
+    let mut f = RawNode::new(Config::new(NodeId(2)), init, seed, NOW).expect("valid config");
+    f.step(append(2, 1, (0, 0), entries(1, 1, 1, 1), 1), NOW)
+        .expect("append");
+    let rd = f.ready();
+    f.on_persisted(rd.number, NOW);
+    f
+}
+
+/// Forwards read `id` and returns the id it carries on the wire.
+fn forward_read(f: &mut RawNode, id: u64) -> ReadId {
+    f.read_index(ReadId(id), ReadMode::ReadIndex, NOW)
+        .expect("forwarded");
+    let rd = f.ready();
+    rd.messages
+        .iter()
+        .find_map(|m| match m.body {
+            MessageBody::ReadIndex { id, .. } if m.to == NodeId(1) => Some(id),
+            _ => None,
+        })
+        .expect("the read goes to the leader")
+}
+
+fn read_answer(wire: ReadId, index: u64) -> Message {
+    Message {
+        from: NodeId(1),
+        to: NodeId(2),
+        term: Term(1),
+        body: MessageBody::ReadIndexResponse {
+            id: wire,
+            index: Some(LogIndex(index)),
+        },
+    }
+}
+
+/// Item 7: read ids restart at 1 at every boot and the answer was matched on the id alone,
+/// while the leader's send queue survives reconnects: the late answer to read 1 of the
+/// previous boot (an older read index) completed read 1 of this boot, a stale read. The
+/// forwarded id is now unique across incarnations, and only the leader asked may answer.
+#[test]
+fn item7_an_answer_to_a_read_of_an_earlier_boot_completes_nothing() {
+    let mut before = follower_of_1(11);
+    let stale_wire = forward_read(&mut before, 1);
+    drop(before); // the node crashes; the leader answers later, at index 1
+    let mut f = follower_of_1(12);
+    let wire = forward_read(&mut f, 1);
+    assert_ne!(wire, stale_wire, "wire ids differ across boots");
+    f.step(read_answer(stale_wire, 1), NOW).expect("step");
+    let mut from_other = read_answer(wire, 1);
+    from_other.from = NodeId(3);
+    f.step(from_other, NOW).expect("step");
+    assert!(
+        !f.has_ready() || f.ready().read_states.is_empty(),
+        "neither the old boot's answer nor another node's completes the read"
+    );
+    f.step(read_answer(wire, 5), NOW).expect("step");
+    let served: Vec<_> = f
+        .ready()
+        .read_states
+        .iter()
+        .map(|r| (r.id, r.index))
+        .collect();
+    assert_eq!(served, vec![(ReadId(1), LogIndex(5))]);
 }

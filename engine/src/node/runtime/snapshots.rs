@@ -277,16 +277,9 @@ impl<S: StateMachine> Runner<S> {
         }
         let ticket = self.wal.set_snapshot_meta(storage::meta_to_wal(meta))?;
         self.wal.flush()?;
-        let keep =
-            self.wal.last_index() >= index.0 && self.wal.term(index.0).ok() == Some(meta.term.0);
-        if !keep {
-            let first = self.wal.first_index();
-            if self.wal.last_index() >= first {
-                self.wal.truncate_suffix(first)?;
-            }
+        if !storage::keep_or_drop_suffix(&self.wal, index.0, meta.term.0)? {
             self.wal_next = index.0 + 1;
         }
-        self.wal.compact_prefix(index.0)?;
         self.wal_next = self.wal_next.max(index.0 + 1);
         snapshot::prune(&self.snap_dir, index)?;
         self.applied = index;
