@@ -326,3 +326,39 @@ fn item7_an_answer_to_a_read_of_an_earlier_boot_completes_nothing() {
         .collect();
     assert_eq!(served, vec![(ReadId(1), LogIndex(5))]);
 }
+
+/// Issue 13, smaller: the automatic leave of a joint configuration was proposed only after
+/// an apply. Refused then (a leadership transfer was running), it waited for the next apply,
+/// which an idle cluster never has: the cluster stayed joint. The leader retries on tick.
+#[test]
+fn auto_leave_refused_during_a_transfer_is_retried_on_tick() {
+    let mut env = Env::default();
+    env.run("add-nodes 4 voters=1,2,3");
+    env.run("campaign 1");
+    env.run("stabilize");
+    let out = env.run("propose-conf 1 add-voter 4 remove 3");
+    assert!(out.contains("proposed conf change"), "{out}");
+    // The transferee is cut off: the transfer waits for it to catch up, then times out.
+    env.run("partition 2 / 1 3 4");
+    env.run("transfer 1 2");
+    env.run("stabilize");
+    let leader = |env: &mut Env| env.node(NodeId(1)).raw.membership().clone();
+    assert!(leader(&mut env).is_joint(), "joint configuration applied");
+    assert!(
+        env.node(NodeId(1)).raw.status().transferee.is_some(),
+        "the transfer still runs, so the leave was refused"
+    );
+    for _ in 0..30 {
+        env.run("tick 1");
+        env.run("stabilize 1 3 4");
+    }
+    let m = leader(&mut env);
+    assert!(
+        !m.is_joint(),
+        "the leader left the joint configuration: {m:?}"
+    );
+    assert_eq!(
+        m.voters,
+        [NodeId(1), NodeId(2), NodeId(4)].into_iter().collect()
+    );
+}

@@ -271,6 +271,13 @@ impl RawNode {
         self.core.membership()
     }
 
+    /// A received snapshot the core accepted, which the next Ready hands to the runtime to
+    /// install. A runtime that received several in one loop turn keeps the data of this one.
+    #[must_use]
+    pub fn pending_snapshot(&self) -> Option<&SnapshotMeta> {
+        self.core.snapshot_to_install.as_ref()
+    }
+
     /// Index of the latest snapshot (created or installed).
     #[must_use]
     pub fn snapshot_index(&self) -> LogIndex {

@@ -4,6 +4,7 @@
 //!   the check that each died only by a signal the test sent;
 //! - [`proxy`]: a fault-injecting TCP proxy on every directed peer link, for partitions
 //!   (isolated leader, bridge, one-way) without root;
+//! - [`cluster`]: `ringraft serve` processes with a proxy on every peer link;
 //! - [`client`]: a small blocking RESP2 client; [`recorder`]: concurrent clients whose every
 //!   operation is recorded with its invocation and completion time;
 //! - [`checks`]: linearizability (the simulation's checker on the real history), no
@@ -13,6 +14,7 @@
 
 pub mod checks;
 pub mod client;
+pub mod cluster;
 pub mod proxy;
 pub mod recorder;
 pub mod supervisor;

@@ -97,3 +97,26 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("bind a loopback port")
 }
+
+/// Whether `binary serve` takes the flags [`super::cluster`] passes (`--raft-addr`,
+/// `--client-addr`, `--peer`, `--read-mode`): a binary with another command line is skipped,
+/// not failed.
+pub fn serve_flags_supported(binary: &Path) -> bool {
+    let Ok(out) = std::process::Command::new(binary)
+        .args(["serve", "--help"])
+        .output()
+    else {
+        return false;
+    };
+    let help = String::from_utf8_lossy(&out.stdout);
+    [
+        "--id",
+        "--data-dir",
+        "--raft-addr",
+        "--client-addr",
+        "--peer",
+        "--read-mode",
+    ]
+    .iter()
+    .all(|f| help.contains(f))
+}
