@@ -127,7 +127,8 @@ pub(crate) struct LoopState<S> {
     leader: Option<NodeId>,
     sending: HashSet<NodeId>,
     receiving: HashSet<NodeId>,
-    /// A verified snapshot file received with the InstallSnapshot just stepped.
+    /// The verified file of the received snapshot the core accepted and will install
+    /// (`RawNode::pending_snapshot`); files of the others are removed when stepped.
     received: Option<(LogIndex, PathBuf)>,
     entries_since_snapshot: u64,
     bytes_since_snapshot: u64,
