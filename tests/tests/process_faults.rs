@@ -193,8 +193,8 @@ impl Run {
         loop {
             let r = self
                 .cluster
-                .wait_converged(WAIT_MAX)
-                .and_then(|applied| self.cluster.replicas_agree(&keys).map(|()| applied));
+                .wait_converged(up, WAIT_MAX)
+                .and_then(|applied| self.cluster.replicas_agree(up, &keys).map(|()| applied));
             match r {
                 Ok(applied) => return applied,
                 Err(e) if Instant::now() >= deadline => panic!("{}: {e} (up: {up:?})", self.name),

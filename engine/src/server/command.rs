@@ -315,7 +315,7 @@ pub(crate) fn parse(args: &[Bytes]) -> Result<Op, CommandError> {
             })
         }
         "MSET" => {
-            if args.len() < 3 || args.len() % 2 == 0 {
+            if args.len() < 3 || args.len().is_multiple_of(2) {
                 return Err(CommandError::Arity("mset".into()));
             }
             let pairs = args[1..]

@@ -271,19 +271,18 @@ impl Cluster {
         Ok(())
     }
 
-    /// Waits up to `timeout` until every running node reports the same commit and applied
-    /// index, and returns that index.
+    /// Waits up to `timeout` until the nodes `ids` (the ones that are meant to be up) report
+    /// the same commit and applied index, and returns that index.
     ///
     /// # Errors
     /// The last indexes seen.
-    pub fn wait_converged(&self, timeout: Duration) -> Result<u64, String> {
+    pub fn wait_converged(&self, ids: &[u64], timeout: Duration) -> Result<u64, String> {
         let deadline = Instant::now() + timeout;
         let mut last = Vec::new();
         while Instant::now() < deadline {
-            last = self
-                .ids()
-                .into_iter()
-                .map(|id| {
+            last = ids
+                .iter()
+                .map(|&id| {
                     let info = self.info(id, Duration::from_millis(500));
                     let get = |f: &str| {
                         info.as_ref()
@@ -305,14 +304,14 @@ impl Cluster {
         Err(format!("(node, commit, applied) never agreed: {last:?}"))
     }
 
-    /// Reads `keys` on every node (a follower serves them from its own state machine once it
-    /// applied the leader's read index) and fails if two replicas differ.
+    /// Reads `keys` on the nodes `ids` (a follower serves them from its own state machine
+    /// once it applied the leader's read index) and fails if two replicas differ.
     ///
     /// # Errors
     /// The first difference, or a node that does not answer.
-    pub fn replicas_agree(&self, keys: &[String]) -> Result<(), String> {
+    pub fn replicas_agree(&self, ids: &[u64], keys: &[String]) -> Result<(), String> {
         let mut first: Option<(u64, Vec<Option<Vec<u8>>>)> = None;
-        for id in self.ids() {
+        for &id in ids {
             let mut c = Client::new(self.nodes[&id].client, Duration::from_secs(5));
             let mut values = Vec::with_capacity(keys.len());
             for k in keys {
