@@ -403,6 +403,21 @@ fn bad_flags_and_unreachable_nodes_fail_cleanly() {
     assert!(run(&["serve"]).contains("missing setting: id"));
     assert!(run(&["serve", "--id", "1", "--peer", "garbage"]).contains("missing setting"));
     let dir = tempfile::tempdir().expect("tempdir");
+    let (raft, client) = (free_addr().to_string(), free_addr().to_string());
+    let data = dir.path().join("n1");
+    let node = [
+        "serve",
+        "--id",
+        "1",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--raft-addr",
+        &raft,
+        "--client-addr",
+        &client,
+    ];
+    assert!(run(&[&node[..], &["--peer", "garbage"]].concat()).contains("invalid --peer"));
+    assert!(run(&[&node[..], &["--read-mode", "fast"]].concat()).contains("invalid value"));
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "id = \"one\"\n").expect("write");
     assert!(
