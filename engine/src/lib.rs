@@ -6,11 +6,13 @@
 //!   application's state machine, and the embeddable [`node::NodeHandle`] API.
 //! - [`transport`]: node-to-node TCP (io_uring, or threads) and an in-memory transport.
 //! - [`kv`]: an example replicated key-value state machine.
+//! - [`server`]: the Redis-compatible (RESP) server of the `ringraft` binary.
 #![deny(missing_docs)]
 
 pub mod kv;
 pub mod node;
 pub mod raft;
+pub mod server;
 pub mod transport;
 
 /// The README's examples, compiled and run as doctests.

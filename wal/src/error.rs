@@ -127,6 +127,9 @@ pub enum Error {
         /// Term of the record before it.
         prev_term: u64,
     },
+    /// An entry with index `u64::MAX`: the index after it could not be represented.
+    #[error("the log holds no entry at index u64::MAX")]
+    IndexExhausted,
     /// An empty batch was passed to append.
     #[error("empty append batch")]
     EmptyBatch,

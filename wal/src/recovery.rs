@@ -35,7 +35,17 @@ pub(crate) struct Recovered {
     pub(crate) needs_checkpoint: bool,
     pub(crate) spares: Vec<Arc<Segment>>,
     pub(crate) next_seq: u64,
+    /// In [`RecoveryMode::TruncateAtCorruption`], when the oldest entries the log claims are
+    /// in no segment: the first index that is, and the term of the entry before it. The log
+    /// must write a compaction marker to that point before anything else, so that the
+    /// checkpoint of the next segment agrees with the frames before it.
+    pub(crate) missing_prefix: Option<(u64, u64)>,
 }
+
+/// Highest segment sequence number recovery accepts. Segments are numbered from 1 and one
+/// is added per rotation, so a larger number (2^63 rotations) comes only from a damaged or
+/// foreign file name, and refusing it keeps `seq + 1` from overflowing.
+const SEQ_MAX: u64 = u64::MAX / 2;
 
 /// How one segment's scan ended.
 struct SegEnd {
@@ -54,6 +64,9 @@ struct Replay {
     index: PosIndex,
     stream: StreamState,
     started: bool,
+    /// Term of the entry before the first one that has a position (`index.positions_start()
+    /// - 1`), recorded when a position is pushed into an empty index.
+    positions_prev_term: u64,
 }
 
 fn corrupt(kind: CorruptionKind, segment: u64, offset: u64, index: Option<u64>) -> Error {
@@ -151,6 +164,9 @@ fn recover_once(backend: &dyn IoBackend, config: &Config) -> Result<Recovered> {
         let seg = segment::prepare(backend, 1, config.segment_bytes)?;
         return Ok(fresh(seg, BTreeMap::new(), Vec::new(), 2));
     }
+    if let Some(&last) = seqs.last().filter(|&&s| s > SEQ_MAX) {
+        return Err(corrupt(CorruptionKind::BadHeader, last, 0, None));
+    }
     for w in seqs.windows(2) {
         if w[1] != w[0] + 1 {
             return Err(corrupt(CorruptionKind::MissingSegment, w[0] + 1, 0, None));
@@ -170,6 +186,7 @@ fn recover_once(backend: &dyn IoBackend, config: &Config) -> Result<Recovered> {
         index: PosIndex::new(1),
         stream: StreamState::default(),
         started: false,
+        positions_prev_term: 0,
     };
     let mut ends: Vec<SegEnd> = Vec::with_capacity(segs.len());
     for seg in &segs {
@@ -423,11 +440,12 @@ fn fresh(
         needs_checkpoint: true,
         spares,
         next_seq,
+        missing_prefix: None,
     }
 }
 
 fn finish(
-    mut rep: Replay,
+    rep: Replay,
     segs: Vec<Arc<Segment>>,
     ends: Vec<SegEnd>,
     backend: &dyn IoBackend,
@@ -440,6 +458,7 @@ fn finish(
         let active = it.next().expect("at least one segment exists");
         return Ok(fresh(active, BTreeMap::new(), it.collect(), next_seq));
     };
+    let mut missing_prefix = None;
     if rep.stream.first_index < rep.index.positions_start() {
         if config.recovery == RecoveryMode::Strict {
             let seg = segs[0].seq;
@@ -454,7 +473,17 @@ fn finish(
             first = rep.stream.first_index,
             "WAL misses its oldest entries; moving the first index"
         );
-        rep.stream.first_index = rep.index.positions_start();
+        // Not moved here: the stream stays as the frames on disk say until the compaction
+        // marker that moves it is durable (`Wal::open_with_backend` writes it first).
+        let start = rep.index.positions_start();
+        // With no position at all, `start` is the next index and `last_term` its
+        // predecessor's term.
+        let prev_term = if start == rep.index.next_index() {
+            rep.stream.last_term
+        } else {
+            rep.positions_prev_term
+        };
+        missing_prefix = Some((start, prev_term));
     }
     let mut segments = BTreeMap::new();
     for s in &segs[..=tail] {
@@ -493,6 +522,7 @@ fn finish(
         needs_checkpoint,
         spares: rest.collect(),
         next_seq,
+        missing_prefix,
     })
 }
 
@@ -601,6 +631,11 @@ impl Replay {
             Kind::Checkpoint => {
                 let (first, prev_term) = decode_checkpoint(f.payload)
                     .ok_or_else(|| err(CorruptionKind::BadCheckpoint))?;
+                // A log's range is `first..next` with `1 <= first <= next`: a checkpoint that
+                // claims otherwise was never written by this code.
+                if first == 0 || first > f.index {
+                    return Err(err(CorruptionKind::BadCheckpoint));
+                }
                 if !self.started {
                     *s = StreamState {
                         first_index: first,
@@ -622,9 +657,17 @@ impl Replay {
                 if f.term < s.last_term {
                     return Err(err(CorruptionKind::TermRegression));
                 }
+                // The entry after `u64::MAX` has no index: the writer refuses such an entry.
+                let next = f
+                    .index
+                    .checked_add(1)
+                    .ok_or_else(|| err(CorruptionKind::IndexGap))?;
+                if self.index.positions_start() == self.index.next_index() {
+                    self.positions_prev_term = s.last_term;
+                }
                 let off32 = u32::try_from(off).expect("segments are at most 4 GiB");
                 self.index.push(seg.seq, f.index, off32);
-                s.next_index += 1;
+                s.next_index = next;
                 s.last_term = f.term;
             }
             Kind::HardState => {

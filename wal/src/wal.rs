@@ -69,7 +69,8 @@ impl Wal {
     /// [`crate::sim::SimDisk`]).
     pub fn open_with_backend(backend: Arc<dyn IoBackend>, config: Config) -> Result<Wal> {
         config.validate()?;
-        let rec = recovery::recover(&*backend, &config)?;
+        let mut rec = recovery::recover(&*backend, &config)?;
+        let missing_prefix = rec.missing_prefix.take();
         let queue = Queue {
             reqs: Vec::new(),
             bytes: 0,
@@ -95,6 +96,19 @@ impl Wal {
             read: RwLock::new(read),
             prep: Preparer::new(rec.next_seq, rec.spares),
         });
+        if let Some((first, prev_term)) = missing_prefix {
+            // Before anything else is written: a later checkpoint records the moved first
+            // index, which must agree with the frames before it on the next open.
+            let done = Arc::new(Completion::default());
+            shared.commit_batch(
+                &mut lock(&shared.writer),
+                vec![Request {
+                    op: Op::Compact { first, prev_term },
+                    done: done.clone(),
+                }],
+            );
+            Ticket::new(done, shared.clone()).wait()?;
+        }
         let mut threads = Vec::new();
         if shared.config.background_writer {
             let s = shared.clone();
@@ -142,6 +156,9 @@ impl Wal {
                     expected: next,
                     got: e.index,
                 });
+            }
+            if e.index == u64::MAX {
+                return Err(Error::IndexExhausted);
             }
             if e.term < last_term {
                 return Err(Error::TermRegression {

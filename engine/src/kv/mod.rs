@@ -19,7 +19,7 @@ pub use self::command::{
     decode_batch_response, BatchBuilder, KvCommand, KvError, KvReply, SetCondition,
     BATCH_COMMANDS_MAX,
 };
-pub use self::state_machine::KvStateMachine;
+pub use self::state_machine::{parse_i64, KvStateMachine};
 
 use bytes::Bytes;
 

@@ -434,6 +434,11 @@ fn scan_reply(buf: &[u8], at: usize, depth: usize) -> Result<Option<usize>, Resp
     let Some(&tag) = buf.get(at) else {
         return Ok(None);
     };
+    if !matches!(tag, b'+' | b'-' | b':' | b'$' | b'*') {
+        // Checked before the line: a reply that starts with CRLF has no tag, and its line
+        // `at + 1..cr` would be a reversed range.
+        return Err(RespError::Reply);
+    }
     let Some(cr) = find_crlf(buf, at) else {
         if buf.len() - at > INLINE_BYTES_MAX {
             return Err(RespError::Reply);
@@ -733,6 +738,22 @@ mod tests {
         }
         let deep = Bytes::from("*1\r\n".repeat(20) + ":1\r\n");
         assert_eq!(parse_reply(&deep), Err(RespError::Reply));
+    }
+
+    /// Found by `engine/tests/fuzz_resp.rs`: a reply starting with CRLF (an empty line, as a
+    /// misbehaving server or a desynchronised stream sends) panicked on a reversed slice.
+    #[test]
+    fn a_reply_starting_with_crlf_is_an_error() {
+        for bad in [&b"\r\n"[..], b"\r\n+OK\r\n", b"*1\r\n\r\n"] {
+            assert_eq!(
+                parse_reply(&Bytes::copy_from_slice(bad)),
+                Err(RespError::Reply),
+                "{bad:?}"
+            );
+        }
+        let mut reader = ReplyReader::default();
+        reader.buffer().extend_from_slice(b"\r\n");
+        assert_eq!(reader.next_reply(), Err(RespError::Reply));
     }
 
     proptest::proptest! {

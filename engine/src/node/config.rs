@@ -66,6 +66,10 @@ pub struct NodeConfig {
     pub io_backend: IoBackend,
     /// WAL segment size, bytes.
     pub wal_segment_bytes: u64,
+    /// Bytes the WAL may hold queued, not yet written; appends block beyond it. The node
+    /// stops taking proposals once half of it is in flight (written but not yet durable,
+    /// or proposed this turn), so that its loop never blocks on the WAL.
+    pub wal_queue_bytes_max: usize,
     /// Proposals accepted but not yet answered, node-wide. `propose` waits beyond it and
     /// `try_propose` fails with [`crate::node::NodeError::Busy`]: this bounds the memory an
     /// overload can take.
@@ -102,6 +106,7 @@ impl std::fmt::Debug for NodeConfig {
             durability,
             io_backend,
             wal_segment_bytes,
+            wal_queue_bytes_max,
             proposals_inflight_max,
             batch_commands_max,
             snapshot_entries_threshold,
@@ -120,6 +125,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("durability", durability)
             .field("io_backend", io_backend)
             .field("wal_segment_bytes", wal_segment_bytes)
+            .field("wal_queue_bytes_max", wal_queue_bytes_max)
             .field("proposals_inflight_max", proposals_inflight_max)
             .field("batch_commands_max", batch_commands_max)
             .field("snapshot_entries_threshold", snapshot_entries_threshold)
@@ -158,6 +164,8 @@ impl NodeConfig {
             io_backend: IoBackend::Auto,
             // 64 MiB segments: rotation (one extra fdatasync) is rare.
             wal_segment_bytes: 64 << 20,
+            // The WAL's own default: several group commits' worth of a saturated disk.
+            wal_queue_bytes_max: 64 << 20,
             // 16 Ki proposals of typically a few hundred bytes: a few MiB at most, and far
             // more than one fsync's worth of batching.
             proposals_inflight_max: 16 << 10,
@@ -189,6 +197,7 @@ impl NodeConfig {
     pub(crate) fn wal_config(&self) -> ringraft_wal::Config {
         ringraft_wal::Config {
             segment_bytes: self.wal_segment_bytes,
+            queue_bytes_max: self.wal_queue_bytes_max,
             durability: match self.durability {
                 Durability::Fdatasync => ringraft_wal::Durability::Fdatasync,
                 Durability::NoSync => ringraft_wal::Durability::NoSync,
@@ -260,6 +269,7 @@ impl NodeConfig {
         let checks = [
             zero("proposals_inflight_max", self.proposals_inflight_max as u64),
             zero("batch_commands_max", self.batch_commands_max as u64),
+            zero("wal_queue_bytes_max", self.wal_queue_bytes_max as u64),
             zero(
                 "snapshot_entries_threshold",
                 self.snapshot_entries_threshold,

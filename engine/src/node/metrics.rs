@@ -35,6 +35,9 @@ counters!(
     proposals_applied,
     /// Proposals failed (not leader, leadership lost, dropped).
     proposals_failed,
+    /// Proposals the loop held back because the WAL had half its queue bound in flight
+    /// (released, in order, as writes become durable).
+    proposals_held,
     /// Entries applied to the state machine (commands only).
     entries_applied,
     /// Loop turns that processed at least one Ready.

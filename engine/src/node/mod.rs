@@ -104,9 +104,9 @@ impl<S: StateMachine> Node<S> {
     pub fn start(config: NodeConfig, state_machine: S) -> Result<Self, StartError> {
         config.validate()?;
         if config.wal_io.is_none() {
-            std::fs::create_dir_all(config.data_dir.join("wal"))?;
+            snapshot::create_dir_durable(&config.data_dir.join("wal"))?;
         }
-        std::fs::create_dir_all(config.data_dir.join("snap"))?;
+        snapshot::create_dir_durable(&config.data_dir.join("snap"))?;
         let metrics = Arc::new(Metrics::new(config.durability));
         let shared = Arc::new(Shared::new(Arc::clone(&metrics)));
         let (tx, rx) = mpsc::channel(config.batch_commands_max);

@@ -86,6 +86,24 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Creates `dir` and any missing ancestors durably: each new directory's entry is synced in
+/// its parent, so a power cut after start cannot lose `data_dir/wal` or `data_dir/snap`
+/// (and the files later synced inside them) with it. Returns the parents it synced.
+pub(crate) fn create_dir_durable(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    fs::create_dir_all(dir)?;
+    let mut synced = Vec::new();
+    for created in missing {
+        let parent = match created.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        sync_dir(parent)?;
+        synced.push(parent.to_path_buf());
+    }
+    Ok(synced)
+}
+
 /// Writes a snapshot file for `meta` into `dir` and returns its path; `body` streams the
 /// state machine. Durable (file and directory synced) when this returns.
 pub(crate) fn write(
@@ -263,6 +281,30 @@ mod tests {
             term: Term(2),
             membership: Membership::with_voters([NodeId(1), NodeId(2)]),
         }
+    }
+
+    /// Issue 13, smaller: `data_dir/wal` and `data_dir/snap` were created without a sync of
+    /// their parent. Every directory created gets its parent synced, deepest first; nothing
+    /// is synced when it all exists.
+    #[test]
+    fn created_directories_are_synced_in_their_parents() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let data = root.path().join("a").join("data");
+        let synced = create_dir_durable(&data.join("wal")).expect("create");
+        assert_eq!(
+            synced,
+            vec![
+                data.clone(),
+                root.path().join("a"),
+                root.path().to_path_buf()
+            ]
+        );
+        assert!(data.join("wal").is_dir());
+        let synced = create_dir_durable(&data.join("snap")).expect("create");
+        assert_eq!(synced, vec![data.clone()]);
+        assert!(create_dir_durable(&data.join("snap"))
+            .expect("exists")
+            .is_empty());
     }
 
     #[test]

@@ -131,6 +131,26 @@ pub(crate) fn meta_to_wal(m: &SnapshotMeta) -> wal::SnapshotMeta {
     }
 }
 
+/// Raft figure 13 step 6 on the stored log, once the metadata of a snapshot at (`index`,
+/// `term`) is stored: if the log holds an entry with that index and term, the entries after
+/// it stay; otherwise the whole log goes (its entries are covered by the snapshot or stale).
+/// Then the prefix up to `index` is compacted. Each step is durable on its own, so a crash
+/// may fall between them: [`load`] runs this again and finishes the job (issue 13 item 2).
+/// Returns whether the suffix was kept.
+pub(crate) fn keep_or_drop_suffix(log: &wal::Wal, index: u64, term: u64) -> wal::Result<bool> {
+    let keep = log.last_index() >= index && log.term(index).ok() == Some(term);
+    if !keep {
+        let first = log.first_index();
+        if log.last_index() >= first {
+            log.truncate_suffix(first)?;
+        }
+    }
+    if log.first_index() <= index {
+        log.compact_prefix(index)?;
+    }
+    Ok(keep)
+}
+
 /// What the WAL says about this node on restart.
 pub(crate) struct Stored {
     pub(crate) initial: InitialState,
@@ -139,15 +159,22 @@ pub(crate) struct Stored {
 }
 
 /// Rebuilds the core's initial state from the WAL. Without a stored snapshot the node
-/// starts from the cluster's bootstrap configuration (snapshot at index 0).
+/// starts from the cluster's bootstrap configuration (snapshot at index 0). With one, the
+/// stored log is first made to agree with it ([`keep_or_drop_suffix`]): a crash after the
+/// snapshot's metadata was stored but before its install truncated a stale suffix left
+/// entries older than the snapshot's term after it.
 pub(crate) fn load(log: &wal::Wal, initial_voters: &[NodeId]) -> Result<Stored, String> {
     let snapshot = match log.snapshot_meta() {
-        Some(m) => SnapshotMeta {
-            index: LogIndex(m.index),
-            term: Term(m.term),
-            membership: Membership::decode(&m.membership)
-                .map_err(|e| format!("stored snapshot membership: {e}"))?,
-        },
+        Some(m) => {
+            keep_or_drop_suffix(log, m.index, m.term)
+                .map_err(|e| format!("settling the log after snapshot {}: {e}", m.index))?;
+            SnapshotMeta {
+                index: LogIndex(m.index),
+                term: Term(m.term),
+                membership: Membership::decode(&m.membership)
+                    .map_err(|e| format!("stored snapshot membership: {e}"))?,
+            }
+        }
         None => InitialState::bootstrap(initial_voters.iter().copied()).snapshot,
     };
     let hs = log.hard_state().unwrap_or_default();
@@ -193,7 +220,116 @@ pub(crate) fn load(log: &wal::Wal, initial_voters: &[NodeId]) -> Result<Stored, 
 
 #[cfg(test)]
 mod tests {
+    use ringraft_wal::sim::{CrashKeep, SimDisk};
+
     use super::*;
+    use crate::raft::{Config, Instant, RawNode};
+
+    fn sim_wal(disk: &SimDisk) -> wal::Result<wal::Wal> {
+        let config = wal::Config {
+            prepare_ahead: false,
+            background_writer: false,
+            segment_bytes: 16 << 10,
+            record_bytes_max: 1 << 10,
+            membership_bytes_max: 256,
+            ..wal::Config::small()
+        };
+        wal::Wal::open_with_backend(disk.backend(), config)
+    }
+
+    const VOTERS: [NodeId; 3] = [NodeId(1), NodeId(2), NodeId(3)];
+
+    /// A follower's stored log before the install: 1..=5 of term 1, term 2 voted.
+    fn before_install(disk: &SimDisk) -> wal::Wal {
+        let log = sim_wal(disk).expect("opens");
+        let entries = (1..=5)
+            .map(|i| {
+                entry_to_wal(&Entry {
+                    index: LogIndex(i),
+                    term: Term(1),
+                    kind: EntryKind::Normal,
+                    data: command_data(TAG_COMMAND, b"v"),
+                })
+            })
+            .collect();
+        log.append(entries)
+            .expect("append")
+            .wait()
+            .expect("durable");
+        let hs = HardState {
+            term: Term(2),
+            vote: Some(NodeId(3)),
+            commit: LogIndex(2),
+        };
+        log.set_hard_state(hard_state_to_wal(&hs))
+            .expect("hard state")
+            .wait()
+            .expect("durable");
+        log
+    }
+
+    /// The WAL steps of `Runner::install_snapshot` for a snapshot at 3/2, which the log
+    /// (3/1) does not hold: metadata, then the suffix truncation, then compaction.
+    fn install(log: &wal::Wal) -> wal::Result<()> {
+        let meta = SnapshotMeta {
+            index: LogIndex(3),
+            term: Term(2),
+            membership: Membership::with_voters(VOTERS),
+        };
+        let ticket = log.set_snapshot_meta(meta_to_wal(&meta))?;
+        log.flush()?;
+        assert!(!keep_or_drop_suffix(log, 3, 2)?, "3/1 is not 3/2: dropped");
+        ticket.wait().map(|_| ())
+    }
+
+    /// Issue 13 item 2: a crash between the snapshot's metadata and the truncation of the
+    /// stale suffix left entries 4 and 5 of term 1 after a snapshot of term 2; every start
+    /// then panicked in `RaftLog::new` ("terms never decrease"). Power cuts at every
+    /// operation of the install (with every kept prefix, and random page and sector subsets
+    /// of the unsynced writes) and process crashes must all start, twice, as either the log
+    /// before the install or the snapshot alone.
+    #[test]
+    fn item2_install_snapshot_crash_images_all_restart() {
+        let probe = SimDisk::new();
+        let log = before_install(&probe);
+        let ops_before = probe.ops();
+        install(&log).expect("install");
+        let ops = probe.ops() - ops_before;
+        assert!(ops >= 3, "the install takes several operations ({ops})");
+        let mut images = 0;
+        for cut in 0..=ops {
+            let disk = SimDisk::new();
+            let log = before_install(&disk);
+            disk.die_after_ops(cut);
+            let _ = install(&log);
+            let unsynced = disk.unsynced_bytes();
+            let mut keeps = vec![CrashKeep::Prefix(0), CrashKeep::Prefix(unsynced)];
+            keeps.extend((0..8).map(CrashKeep::PageSubset));
+            keeps.extend((0..8).map(CrashKeep::SectorSubset));
+            let mut states: Vec<SimDisk> = keeps.into_iter().map(|k| disk.crash_image(k)).collect();
+            states.push(disk.process_crash());
+            drop(log);
+            for image in states {
+                images += 1;
+                for start in 0..2 {
+                    let log = sim_wal(&image)
+                        .unwrap_or_else(|e| panic!("cut {cut}, start {start}: opens: {e}"));
+                    let stored = load(&log, &VOTERS)
+                        .unwrap_or_else(|e| panic!("cut {cut}, start {start}: loads: {e}"));
+                    let init = &stored.initial;
+                    let shape = (init.snapshot.index.0, init.entries.len(), stored.wal_next);
+                    assert!(
+                        shape == (0, 5, 6) || shape == (3, 0, 4),
+                        "cut {cut}, start {start}: neither before nor after the install: {shape:?}"
+                    );
+                    RawNode::new(Config::new(NodeId(2)), stored.initial, 2, Instant(0))
+                        .unwrap_or_else(|e| panic!("cut {cut}, start {start}: starts: {e}"));
+                }
+            }
+        }
+        eprintln!("{ops} operations, {images} crash images");
+        assert!(images > 3 * 10, "{images} crash images");
+    }
 
     #[test]
     fn entries_round_trip_through_wal_payloads() {

@@ -78,6 +78,18 @@ impl Core {
             self.become_follower(self.term, None);
             return;
         }
+        self.auto_leave_joint();
+        if changed {
+            // New members need the log; the quorum may have changed.
+            self.maybe_commit();
+            self.broadcast_append();
+        }
+    }
+
+    /// A leader in an automatic joint configuration proposes to leave it once the change
+    /// that entered it is applied. Refused while a transfer runs or too many proposals are
+    /// pending; so this runs on every tick too, not only after an apply (issue 13).
+    pub(crate) fn auto_leave_joint(&mut self) {
         let Some(leader) = self.leader.as_ref() else {
             return;
         };
@@ -86,11 +98,6 @@ impl Core {
             if let Err(e) = self.propose_conf_change(&ConfChange::Leave) {
                 tracing::debug!(error = %e, "automatic leave postponed");
             }
-        }
-        if changed {
-            // New members need the log; the quorum may have changed.
-            self.maybe_commit();
-            self.broadcast_append();
         }
     }
 

@@ -7,6 +7,7 @@ use crate::raft::leader_state::LeaderState;
 use crate::raft::log::RaftLog;
 use crate::raft::membership::Membership;
 use crate::raft::message::{Message, MessageBody, SnapshotMeta};
+use crate::raft::read::{ForwardIds, ForwardedRead};
 use crate::raft::rng::SplitMix64;
 use crate::raft::tracker::ProgressTracker;
 use crate::raft::types::{
@@ -53,10 +54,12 @@ pub(crate) struct Core {
     pub(crate) msgs_after_persist: Vec<Message>,
     pub(crate) read_states: Vec<ReadState>,
     pub(crate) failed_reads: Vec<(ReadId, ReadError)>,
-    /// Reads forwarded to the leader: (id, leader, ticks waited). Failed when the leader
-    /// changes or after an election timeout (the request or answer may be lost).
+    /// Reads forwarded to the leader. Failed when the leader changes or after an election
+    /// timeout (the request or answer may be lost).
     /// Invariant: at most `reads_pending_max` entries.
-    pub(crate) forwarded_reads: Vec<(ReadId, NodeId, u64)>,
+    pub(crate) forwarded_reads: Vec<ForwardedRead>,
+    /// Wire ids of forwarded reads, unique across incarnations.
+    pub(crate) forward_ids: ForwardIds,
     /// Term and vote known durable.
     pub(crate) durable_term_vote: (Term, Option<NodeId>),
 }
@@ -102,6 +105,7 @@ impl Core {
             read_states: Vec::new(),
             failed_reads: Vec::new(),
             forwarded_reads: Vec::new(),
+            forward_ids: ForwardIds::new(seed),
             durable_term_vote: (init.hard_state.term, init.hard_state.vote),
             cfg,
         };
@@ -332,9 +336,9 @@ impl Core {
                 self.handle_install_snapshot(from, meta, round);
             }
             MessageBody::TimeoutNow => self.handle_timeout_now(from),
-            MessageBody::ReadIndex { id } => self.handle_read_index(from, id),
+            MessageBody::ReadIndex { id, mode } => self.handle_read_index(from, id, mode),
             MessageBody::ReadIndexResponse { id, index } => {
-                self.handle_read_index_response(id, index);
+                self.handle_read_index_response(from, id, index);
             }
         }
     }

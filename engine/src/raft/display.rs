@@ -137,7 +137,7 @@ fn fmt_body(body: &MessageBody, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             )
         }
         MessageBody::TimeoutNow => f.write_str("TimeoutNow"),
-        MessageBody::ReadIndex { id } => write!(f, "ReadIndex id={}", id.0),
+        MessageBody::ReadIndex { id, mode } => write!(f, "ReadIndex id={} mode={mode:?}", id.0),
         MessageBody::ReadIndexResponse { id, index } => {
             write!(
                 f,

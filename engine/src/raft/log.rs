@@ -27,6 +27,8 @@ pub(crate) struct RaftLog {
     /// as it is here (dropped on truncation), so sub-runs of it can be handed out again without
     /// copying: one batch serves the WAL, every follower and the state machine.
     shared: Entries,
+    /// Discards of the whole log by [`RaftLog::restore`]; see [`RaftLog::generation`].
+    generation: u64,
 }
 
 impl RaftLog {
@@ -42,6 +44,7 @@ impl RaftLog {
             persisted: last,
             commit: commit.max(index),
             shared: Entries::default(),
+            generation: 0,
         };
         log.assert_contiguous();
         assert!(log.commit <= last, "invariant: commit <= last index");
@@ -295,25 +298,33 @@ impl RaftLog {
         self.restore(index, term);
     }
 
-    /// Replaces the log by a received snapshot at (`index`, `term`), unless the log already has
-    /// that entry, in which case only the prefix is dropped (Raft paper figure 13, step 6).
+    /// Installs a received snapshot at (`index`, `term`), Raft paper figure 13 step 6: if the
+    /// log holds an entry with that index and term, only the prefix up to it goes and the
+    /// entries after it stay (durable or not: an acknowledgement of them may already be on its
+    /// way, issue 13 item 0); otherwise the whole log is discarded.
     pub(crate) fn restore(&mut self, index: LogIndex, term: Term) {
         assert!(index > self.commit, "invariant: restore only above commit");
+        self.commit = index;
+        // The snapshot itself is persisted with the Ready that carries it.
+        self.persisted = self.persisted.max(index);
         if self.term(index) == Some(term) {
-            self.commit = index;
-            if self.persisted >= index {
-                self.compact(index);
-                return;
-            }
+            self.compact(index);
+            self.unstable_from = self.unstable_from.max(index.next());
+            return;
         }
         self.entries.clear();
         self.shared = Entries::default();
         self.snapshot_index = index;
         self.snapshot_term = term;
-        self.commit = index;
         self.unstable_from = index.next();
-        // The snapshot itself is persisted with the Ready that carries it.
         self.persisted = index;
+        self.generation += 1;
+    }
+
+    /// How many times the whole log was discarded by a snapshot. A Ready handed out in an
+    /// earlier generation names entries that are gone (issue 13 item 4).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 }
 

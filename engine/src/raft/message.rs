@@ -2,7 +2,7 @@
 
 use crate::raft::entries::Entries;
 use crate::raft::membership::Membership;
-use crate::raft::types::{LogIndex, NodeId, ReadId, Term};
+use crate::raft::types::{LogIndex, NodeId, ReadId, ReadMode, Term};
 
 /// Metadata of a snapshot. The data itself is the runtime's business: it creates it, persists it
 /// and streams it to followers alongside an [`MessageBody::InstallSnapshot`].
@@ -111,6 +111,10 @@ pub enum MessageBody {
     ReadIndex {
         /// The follower's read id.
         id: ReadId,
+        /// How the caller asked the read to be confirmed: a leader must not serve a
+        /// [`ReadMode::ReadIndex`] read from its lease (the caller chose not to depend on
+        /// clocks).
+        mode: ReadMode,
     },
     /// The leader's answer: the read index, or `None` if it could not confirm.
     ReadIndexResponse {

@@ -140,6 +140,7 @@ impl RawNode {
         c.handed_out = c.handed_out.max(apply_to);
         self.records.push_back(ReadyRecord {
             number: self.number,
+            generation: c.log.generation(),
             last_entry: entries.last().map(|e| (e.index, e.term)),
             term_vote: hard_state.map(|h| (h.term, h.vote)),
         });
@@ -168,8 +169,11 @@ impl RawNode {
             let Some(rec) = self.records.pop_front() else {
                 break;
             };
-            if let Some((index, term)) = rec.last_entry {
-                self.core.log.on_persisted(index, term);
+            match rec.last_entry {
+                Some((index, term)) if rec.generation == self.core.log.generation() => {
+                    self.core.log.on_persisted(index, term);
+                }
+                _ => {}
             }
             if let Some(tv) = rec.term_vote {
                 self.core.durable_term_vote = tv;
@@ -265,6 +269,13 @@ impl RawNode {
     #[must_use]
     pub fn membership(&self) -> &Membership {
         self.core.membership()
+    }
+
+    /// A received snapshot the core accepted, which the next Ready hands to the runtime to
+    /// install. A runtime that received several in one loop turn keeps the data of this one.
+    #[must_use]
+    pub fn pending_snapshot(&self) -> Option<&SnapshotMeta> {
+        self.core.snapshot_to_install.as_ref()
     }
 
     /// Index of the latest snapshot (created or installed).

@@ -23,6 +23,45 @@ pub(crate) struct PendingRead {
     pub(crate) round: u64,
 }
 
+/// A read a follower forwarded to its leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ForwardedRead {
+    /// The caller's id.
+    pub(crate) id: ReadId,
+    /// The id on the wire: unique across this node's incarnations (see
+    /// [`ForwardIds`]), so a late answer to a read of an earlier boot, still queued at the
+    /// leader, never completes a read of this one (issue 13 item 7).
+    pub(crate) wire: ReadId,
+    /// The leader it was sent to; only its answer counts.
+    pub(crate) leader: NodeId,
+    /// Ticks waited.
+    pub(crate) ticks: u64,
+}
+
+/// The wire ids of forwarded reads: a per-incarnation base drawn from the core's seed (the
+/// runtime draws a new seed at every boot), plus a counter. Caller ids restart at every boot;
+/// these do not repeat unless two boots draw bases within a run of reads of each other.
+#[derive(Debug)]
+pub(crate) struct ForwardIds {
+    next: u64,
+}
+
+impl ForwardIds {
+    /// Derived from `seed` apart from the election RNG, so that its draws stay the same.
+    pub(crate) fn new(seed: u64) -> Self {
+        let mut rng = crate::raft::rng::SplitMix64::new(seed ^ 0x7265_6164_2d69_6473);
+        ForwardIds {
+            next: rng.next_u64(),
+        }
+    }
+
+    pub(crate) fn next(&mut self) -> ReadId {
+        let id = ReadId(self.next);
+        self.next = self.next.wrapping_add(1);
+        id
+    }
+}
+
 /// Heartbeat rounds, the lease they give, and the reads they confirm.
 ///
 /// Invariant: `acked_round <= round`; rounds in `sent_at` increase; `pending` rounds increase.

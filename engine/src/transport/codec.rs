@@ -3,7 +3,7 @@
 //! Little endian, one version byte, then a kind tag, the envelope and the body:
 //!
 //! ```text
-//! u8 version (1) | u8 kind | u64 from | u64 to | u64 term | body
+//! u8 version (2) | u8 kind | u64 from | u64 to | u64 term | body
 //! kind 1 RequestVote            u8 flags (1 pre_vote, 2 transfer) | u64 last_index | u64 last_term
 //! kind 2 RequestVoteResponse    u8 flags (1 pre_vote, 2 granted)
 //! kind 3 AppendEntries          u64 prev_index | u64 prev_term | u64 commit | u64 round |
@@ -13,7 +13,7 @@
 //! kind 6 HeartbeatResponse      u64 round
 //! kind 7 InstallSnapshot        u64 index | u64 term | u64 round | u32 len | Membership::encode()
 //! kind 8 TimeoutNow
-//! kind 9 ReadIndex              u64 id
+//! kind 9 ReadIndex              u64 id | u8 mode (0 lease, 1 read index)
 //! kind 10 ReadIndexResponse     u64 id | u8 has_index | [u64 index]
 //! ```
 //!
@@ -26,15 +26,22 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::raft::{
     DecodeError, Entries, Entry, EntryKind, LogIndex, Membership, Message, MessageBody, NodeId,
-    ReadId, RejectHint, SnapshotMeta, Term,
+    ReadId, ReadMode, RejectHint, SnapshotMeta, Term,
 };
 
-/// Version byte written first; bump on any layout change.
-const CODEC_VERSION: u8 = 1;
+/// Version byte written first; bump on any layout change. Version 2: ReadIndex carries the
+/// read mode.
+const CODEC_VERSION: u8 = 2;
 /// Bytes of the version, kind and envelope (from, to, term).
 const ENVELOPE_BYTES: usize = 2 + 3 * 8;
 /// Bytes of one entry's header (index, term, kind, length).
 const ENTRY_HEADER_BYTES: usize = 8 + 8 + 1 + 4;
+
+/// Largest term and log index a message may carry. A node adds one to both (a campaign, the
+/// index after the last entry), so a value at `u64::MAX` from a faulty peer would overflow it.
+/// 2^63 - 1 is out of reach of a real cluster (an election or an entry per nanosecond for
+/// 292 years), so refusing more costs nothing.
+pub const TERM_INDEX_MAX: u64 = i64::MAX as u64;
 
 const FLAG_PRE_VOTE: u8 = 1;
 const FLAG_SECOND: u8 = 2;
@@ -67,6 +74,16 @@ pub enum CodecError {
         /// Bytes left.
         remaining: usize,
     },
+    /// A term or log index above [`TERM_INDEX_MAX`].
+    #[error("{what} {value} at offset {offset} is above the maximum term and index")]
+    OutOfRange {
+        /// Which field.
+        what: &'static str,
+        /// The value read.
+        value: u64,
+        /// Its offset.
+        offset: usize,
+    },
     /// A well-framed AppendEntries whose entries could not be a leader's log: indexes not
     /// contiguous from `prev_index + 1`, terms decreasing (from `prev_term` on) or above the
     /// message's term. The core would panic on its log invariants; a peer must never make a
@@ -81,6 +98,15 @@ pub enum CodecError {
     /// The snapshot membership does not decode.
     #[error("snapshot membership: {0}")]
     Membership(#[from] DecodeError),
+    /// The snapshot membership decodes but is no membership a node holds: not in the one
+    /// encoding the encoder writes (ids out of order or repeated; refused so that every
+    /// message has one encoding), or breaking [`Membership::assert_valid`] (a voter that is
+    /// also a learner, node id 0), on which the core would panic.
+    #[error("snapshot membership: {reason}")]
+    BadMembership {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// Bytes left after the message.
     #[error("{extra} trailing bytes")]
     Trailing {
@@ -252,7 +278,13 @@ pub fn encode_into(msg: &Message, out: &mut BytesMut) -> Result<(), CodecError> 
             out.put_slice(&membership);
         }
         MessageBody::TimeoutNow => {}
-        MessageBody::ReadIndex { id } => out.put_u64_le(id.0),
+        MessageBody::ReadIndex { id, mode } => {
+            out.put_u64_le(id.0);
+            out.put_u8(match mode {
+                ReadMode::Lease => 0,
+                ReadMode::ReadIndex => 1,
+            });
+        }
         MessageBody::ReadIndexResponse { id, index } => {
             out.put_u64_le(id.0);
             out.put_u8(u8::from(index.is_some()));
@@ -308,6 +340,27 @@ impl Reader {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
+    fn bounded(&mut self, what: &'static str) -> Result<u64, CodecError> {
+        let offset = self.offset;
+        let value = self.u64()?;
+        if value > TERM_INDEX_MAX {
+            return Err(CodecError::OutOfRange {
+                what,
+                value,
+                offset,
+            });
+        }
+        Ok(value)
+    }
+
+    fn term(&mut self) -> Result<Term, CodecError> {
+        self.bounded("term").map(Term)
+    }
+
+    fn index(&mut self) -> Result<LogIndex, CodecError> {
+        self.bounded("index").map(LogIndex)
+    }
+
     fn invalid(&self, what: &'static str, value: u8) -> CodecError {
         CodecError::Invalid {
             what,
@@ -350,7 +403,7 @@ pub fn decode(buf: Bytes) -> Result<Message, CodecError> {
     let kind = r.u8()?;
     let from = NodeId(r.u64()?);
     let to = NodeId(r.u64()?);
-    let term = Term(r.u64()?);
+    let term = r.term()?;
     let body = decode_body(&mut r, kind, term)?;
     match r.remaining() {
         0 => Ok(Message {
@@ -387,8 +440,8 @@ fn decode_body(r: &mut Reader, kind: u8, term: Term) -> Result<MessageBody, Code
             let (pre_vote, transfer) = r.flags()?;
             MessageBody::RequestVote {
                 pre_vote,
-                last_index: LogIndex(r.u64()?),
-                last_term: Term(r.u64()?),
+                last_index: r.index()?,
+                last_term: r.term()?,
                 transfer,
             }
         }
@@ -398,12 +451,12 @@ fn decode_body(r: &mut Reader, kind: u8, term: Term) -> Result<MessageBody, Code
         }
         3 => decode_append(r, term)?,
         4 => {
-            let index = LogIndex(r.u64()?);
+            let index = r.index()?;
             let round = r.u64()?;
             let reject = if r.bool()? {
                 Some(RejectHint {
-                    index: LogIndex(r.u64()?),
-                    term: Term(r.u64()?),
+                    index: r.index()?,
+                    term: r.term()?,
                 })
             } else {
                 None
@@ -415,17 +468,19 @@ fn decode_body(r: &mut Reader, kind: u8, term: Term) -> Result<MessageBody, Code
             }
         }
         5 => MessageBody::Heartbeat {
-            commit: LogIndex(r.u64()?),
+            commit: r.index()?,
             round: r.u64()?,
         },
         6 => MessageBody::HeartbeatResponse { round: r.u64()? },
         7 => {
-            let index = LogIndex(r.u64()?);
-            let term = Term(r.u64()?);
+            let index = r.index()?;
+            let term = r.term()?;
             let round = r.u64()?;
             let len = r.u32()? as usize;
             let start = r.advance(len)?;
-            let membership = Membership::decode(&r.buf[start..r.offset])?;
+            let raw = &r.buf[start..r.offset];
+            let membership = Membership::decode(raw)?;
+            check_membership(&membership, raw)?;
             MessageBody::InstallSnapshot {
                 meta: SnapshotMeta {
                     index,
@@ -438,14 +493,15 @@ fn decode_body(r: &mut Reader, kind: u8, term: Term) -> Result<MessageBody, Code
         8 => MessageBody::TimeoutNow,
         9 => MessageBody::ReadIndex {
             id: ReadId(r.u64()?),
+            mode: if r.bool()? {
+                ReadMode::ReadIndex
+            } else {
+                ReadMode::Lease
+            },
         },
         10 => {
             let id = ReadId(r.u64()?);
-            let index = if r.bool()? {
-                Some(LogIndex(r.u64()?))
-            } else {
-                None
-            };
+            let index = if r.bool()? { Some(r.index()?) } else { None };
             MessageBody::ReadIndexResponse { id, index }
         }
         other => return Err(r.invalid("message kind", other)),
@@ -453,9 +509,9 @@ fn decode_body(r: &mut Reader, kind: u8, term: Term) -> Result<MessageBody, Code
 }
 
 fn decode_append(r: &mut Reader, term: Term) -> Result<MessageBody, CodecError> {
-    let prev_index = LogIndex(r.u64()?);
-    let prev_term = Term(r.u64()?);
-    let commit = LogIndex(r.u64()?);
+    let prev_index = r.index()?;
+    let prev_term = r.term()?;
+    let commit = r.index()?;
     let round = r.u64()?;
     let count = r.u32()?;
     // Each entry takes at least its header: a larger count is a lie, refused before the
@@ -468,8 +524,8 @@ fn decode_append(r: &mut Reader, term: Term) -> Result<MessageBody, CodecError> 
     }
     let mut entries = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let index = LogIndex(r.u64()?);
-        let term = Term(r.u64()?);
+        let index = r.index()?;
+        let term = r.term()?;
         let kind = match r.u8()? {
             0 => EntryKind::Normal,
             1 => EntryKind::Noop,
@@ -493,6 +549,22 @@ fn decode_append(r: &mut Reader, term: Term) -> Result<MessageBody, CodecError> 
         commit,
         round,
     })
+}
+
+/// A snapshot membership from a peer must be one a node could hold (see
+/// [`CodecError::BadMembership`]).
+fn check_membership(m: &Membership, raw: &[u8]) -> Result<(), CodecError> {
+    let bad = |reason| Err(CodecError::BadMembership { reason });
+    if m.encode() != raw {
+        return bad("not in canonical form");
+    }
+    if !m.voters.is_disjoint(&m.learners) {
+        return bad("a voter is also a learner");
+    }
+    if m.voters.contains(&NodeId(0)) || m.learners.contains(&NodeId(0)) {
+        return bad("node id 0 is a member");
+    }
+    Ok(())
 }
 
 /// The entries of an AppendEntries in `term` must extend (`prev_index`, `prev_term`) the way
@@ -529,6 +601,7 @@ mod tests {
     use super::*;
     use proptest::collection::{btree_set, vec};
     use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
     fn node() -> impl Strategy<Value = NodeId> {
         any::<u64>().prop_map(NodeId)
@@ -553,17 +626,27 @@ mod tests {
     fn membership() -> impl Strategy<Value = Membership> {
         let set = || btree_set(node(), 0..6);
         (set(), set(), set(), any::<bool>()).prop_map(
-            |(voters, voters_outgoing, learners, auto_leave)| Membership {
-                voters,
-                voters_outgoing,
-                learners,
-                auto_leave,
+            |(voters, voters_outgoing, learners, auto_leave)| {
+                // A membership a node holds: no node 0, voters and learners disjoint.
+                let voters: BTreeSet<NodeId> = voters.into_iter().filter(|n| n.0 != 0).collect();
+                let learners = learners
+                    .into_iter()
+                    .filter(|n| n.0 != 0 && !voters.contains(n))
+                    .collect();
+                Membership {
+                    voters,
+                    voters_outgoing,
+                    learners,
+                    auto_leave,
+                }
             },
         )
     }
 
     fn body() -> impl Strategy<Value = MessageBody> {
-        let (u, b) = (any::<u64>, any::<bool>);
+        // Terms and indexes stay within the decoder's bound (rounds and ids could take any
+        // value; one range keeps the generator short).
+        let (u, b) = (|| 0..=TERM_INDEX_MAX, any::<bool>);
         prop_oneof![
             (b(), u(), u(), b()).prop_map(|(pre_vote, i, t, transfer)| MessageBody::RequestVote {
                 pre_vote,
@@ -576,8 +659,8 @@ mod tests {
                 granted
             }),
             (
-                0..u64::MAX / 2,
-                0..u64::MAX / 2,
+                0..TERM_INDEX_MAX / 2,
+                0..TERM_INDEX_MAX / 2,
                 vec((entry(), 0u64..3), 0..8),
                 u(),
                 u()
@@ -631,7 +714,14 @@ mod tests {
                 }
             }),
             Just(MessageBody::TimeoutNow),
-            u().prop_map(|id| MessageBody::ReadIndex { id: ReadId(id) }),
+            (u(), any::<bool>()).prop_map(|(id, index)| MessageBody::ReadIndex {
+                id: ReadId(id),
+                mode: if index {
+                    ReadMode::ReadIndex
+                } else {
+                    ReadMode::Lease
+                },
+            }),
             (u(), proptest::option::of(u())).prop_map(|(id, index)| {
                 MessageBody::ReadIndexResponse {
                     id: ReadId(id),
@@ -642,7 +732,7 @@ mod tests {
     }
 
     fn message() -> impl Strategy<Value = Message> {
-        (node(), node(), any::<u64>(), body()).prop_map(|(from, to, term, body)| {
+        (node(), node(), 0..=TERM_INDEX_MAX, body()).prop_map(|(from, to, term, body)| {
             // An AppendEntries carries no term above its sender's.
             let floor = match &body {
                 MessageBody::AppendEntries {
@@ -748,7 +838,19 @@ mod tests {
             (append(2, (3, 1), vec![e(5, 1)]), bad(follows, 5)),
             (append(2, (3, 1), vec![e(4, 1), e(4, 1)]), bad(follows, 4)),
             (append(2, (3, 1), vec![e(4, 1), e(6, 1)]), bad(follows, 6)),
-            (append(2, (u64::MAX, 1), vec![e(0, 1)]), bad(follows, 0)),
+            (
+                append(2, (TERM_INDEX_MAX, 1), vec![e(0, 1)]),
+                bad(follows, 0),
+            ),
+            // Above the bound the index is refused before the entries are looked at.
+            (
+                append(2, (u64::MAX, 1), vec![e(0, 1)]),
+                Err(CodecError::OutOfRange {
+                    what: "index",
+                    value: u64::MAX,
+                    offset: 26,
+                }),
+            ),
             (
                 append(2, (3, 2), vec![e(4, 1)]),
                 bad("term below the previous entry's", 4),
@@ -771,6 +873,80 @@ mod tests {
             assert_eq!(decode(wire).map(|_| ()), want, "{msg:?}");
         }
         let fine = append(2, (3, 1), vec![e(4, 1), e(5, 2)]);
+        assert_eq!(decode(encode(&fine).unwrap()), Ok(fine));
+    }
+
+    /// Found by `engine/tests/fuzz_codec.rs`: a TimeoutNow (or any message) at term
+    /// `u64::MAX` made the follower adopt the term and overflow it when it campaigned; an
+    /// index at `u64::MAX` overflows `last + 1` the same way.
+    #[test]
+    fn terms_and_indexes_above_the_bound_are_refused() {
+        let at = |term: u64, body| Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(term),
+            body,
+        };
+        let heartbeat = |commit: u64| MessageBody::Heartbeat {
+            commit: LogIndex(commit),
+            round: u64::MAX,
+        };
+        let out = |what, value, offset| {
+            Err(CodecError::OutOfRange {
+                what,
+                value,
+                offset,
+            })
+        };
+        for (msg, want) in [
+            (
+                at(u64::MAX, MessageBody::TimeoutNow),
+                out("term", u64::MAX, 18),
+            ),
+            (
+                at(TERM_INDEX_MAX + 1, MessageBody::TimeoutNow),
+                out("term", TERM_INDEX_MAX + 1, 18),
+            ),
+            (
+                at(1, heartbeat(u64::MAX - 1)),
+                out("index", u64::MAX - 1, 26),
+            ),
+        ] {
+            assert_eq!(decode(encode(&msg).unwrap()), want, "{msg:?}");
+        }
+        let edge = at(TERM_INDEX_MAX, heartbeat(TERM_INDEX_MAX));
+        assert_eq!(decode(encode(&edge).unwrap()), Ok(edge));
+    }
+
+    /// Found by `engine/tests/fuzz_codec.rs`: a snapshot whose membership names node 0 (or a
+    /// voter that is also a learner) decoded, and the follower's core panicked on the
+    /// membership invariant when it installed it.
+    #[test]
+    fn snapshot_memberships_a_node_cannot_hold_are_refused() {
+        let snap = |membership| Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(3),
+            body: MessageBody::InstallSnapshot {
+                meta: SnapshotMeta {
+                    index: LogIndex(9),
+                    term: Term(3),
+                    membership,
+                },
+                round: 1,
+            },
+        };
+        let bad = |reason| Err(CodecError::BadMembership { reason });
+        let zero = Membership::with_voters([NodeId(0), NodeId(1)]);
+        let mut both = Membership::with_voters([NodeId(1), NodeId(2)]);
+        both.learners.insert(NodeId(2));
+        for (m, want) in [
+            (zero, bad("node id 0 is a member")),
+            (both, bad("a voter is also a learner")),
+        ] {
+            assert_eq!(decode(encode(&snap(m.clone())).unwrap()), want, "{m:?}");
+        }
+        let fine = snap(Membership::with_voters([NodeId(1), NodeId(2)]));
         assert_eq!(decode(encode(&fine).unwrap()), Ok(fine));
     }
 

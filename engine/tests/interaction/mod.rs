@@ -50,6 +50,11 @@ pub struct Env {
     /// Reads in flight: the highest commit index any node knew when the read was requested.
     /// A read served below it would miss a write that had completed: not linearizable.
     pub read_floor: BTreeMap<(u64, u64), u64>,
+    /// The highest index each node acknowledged to a leader, with the term it did so in.
+    pub acked: BTreeMap<NodeId, (Term, LogIndex)>,
+    /// Crash restarts so far: each boot gets a seed of its own, as the runtime draws one per
+    /// boot (the ids of forwarded reads derive from it, issue 13 item 7).
+    pub boots: u64,
 }
 
 fn id(s: &str) -> NodeId {
@@ -95,6 +100,16 @@ impl Env {
     }
 
     fn add_node(&mut self, n: NodeId, init: InitialState, kv: &BTreeMap<String, String>) {
+        self.add_node_seeded(n, init, kv, n.0);
+    }
+
+    fn add_node_seeded(
+        &mut self,
+        n: NodeId,
+        init: InitialState,
+        kv: &BTreeMap<String, String>,
+        seed: u64,
+    ) {
         let cfg = self.config(n, kv);
         let stored = Stored {
             hard: init.hard_state,
@@ -102,7 +117,7 @@ impl Env {
             entries: init.entries.clone(),
         };
         let applied = init.applied;
-        let raw = RawNode::new(cfg.clone(), init, n.0, Instant(self.now)).expect("new node");
+        let raw = RawNode::new(cfg.clone(), init, seed, Instant(self.now)).expect("new node");
         self.nodes.insert(
             n,
             Node {
@@ -140,7 +155,8 @@ impl Env {
             "elapse" => self.now += TICK_NANOS * pos[0].parse::<u64>().expect("ticks"),
             "tick-heartbeat" => self.cmd_tick_heartbeat(id(pos[0])),
             "ready" => self.cmd_ready(id(pos[0])),
-            "persist" => self.cmd_persist(id(pos[0])),
+            "persist" => self.cmd_persist(id(pos[0]), usize::MAX),
+            "persist-one" => self.cmd_persist(id(pos[0]), 1),
             "process" => self.cmd_process(&pos),
             "deliver" => self.cmd_deliver(&pos),
             "drop" => self.cmd_drop(&pos),
@@ -246,7 +262,8 @@ impl Env {
             applied: node.stored.snapshot.index,
         };
         self.net.retain(|m| m.from != n && m.to != n);
-        self.add_node(n, init, kv);
+        self.boots += 1;
+        self.add_node_seeded(n, init, kv, n.0 + (self.boots << 32));
         let _ = writeln!(self.out, "crashed and restarted {n}");
     }
 
@@ -298,10 +315,14 @@ impl Env {
         self.node(n).unpersisted.push_back(rd);
     }
 
-    /// Persists every taken Ready of `n`; then its persisted messages leave and it applies.
-    fn cmd_persist(&mut self, n: NodeId) {
+    /// Persists the oldest `count` taken Readys of `n`; then their persisted messages leave
+    /// and it applies.
+    fn cmd_persist(&mut self, n: NodeId, count: usize) {
         let now = Instant(self.now);
-        while let Some(mut rd) = self.node(n).unpersisted.pop_front() {
+        for _ in 0..count {
+            let Some(mut rd) = self.node(n).unpersisted.pop_front() else {
+                break;
+            };
             let node = self.node(n);
             // The runtime's WAL refuses records over its limit, which the runtime sizes to
             // `entry_bytes_max`: such an entry here would stop the node.
@@ -331,9 +352,58 @@ impl Env {
                 node.raw.on_applied(last).expect("apply");
                 node.applied = last;
             }
+            self.note_acks(n, &msgs);
             self.net.append(&mut msgs);
             let _ = writeln!(self.out, "{n}: persisted ready #{}", rd.number);
         }
+    }
+
+    fn note_acks(&mut self, n: NodeId, msgs: &[Message]) {
+        for m in msgs {
+            if let ringraft::raft::MessageBody::AppendEntriesResponse {
+                index,
+                reject: None,
+                ..
+            } = m.body
+            {
+                let mark = self.acked.entry(n).or_insert((m.term, index));
+                if m.term > mark.0 || (m.term == mark.0 && index > mark.1) {
+                    *mark = (m.term, index);
+                }
+            }
+        }
+    }
+
+    /// Durability invariants of every node (the Ready contract, issue 13 items 0 and 4):
+    /// the core's persisted mark covers only entries storage holds as the core does, and a
+    /// node's log holds every index it acknowledged in its current term (a leader counted it
+    /// for them). Returns the first violation.
+    pub fn check_durability(&self) -> Result<(), String> {
+        for (id, node) in &self.nodes {
+            let st = node.raw.status();
+            for i in st.first_index.0..=st.persisted.0 {
+                let core = node.raw.term_at(LogIndex(i));
+                let stored = node.stored.entries.iter().find(|e| e.index.0 == i);
+                if i > node.stored.snapshot.index.0 && stored.map(|e| e.term) != core {
+                    return Err(format!(
+                        "node {id}: persisted {} covers {i} ({core:?}) but storage holds {:?}",
+                        st.persisted,
+                        stored.map(|e| e.term)
+                    ));
+                }
+            }
+            if let Some((term, index)) = self.acked.get(id) {
+                let held =
+                    *index <= node.raw.snapshot_index() || node.raw.term_at(*index).is_some();
+                if *term == st.term && !held {
+                    return Err(format!(
+                        "node {id}: acknowledged {index} in term {} but its log ends at {}",
+                        term.0, st.last_index
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn cmd_process(&mut self, pos: &[&str]) {
@@ -352,7 +422,7 @@ impl Env {
 
     fn cmd_persist_quiet(&mut self, n: NodeId) {
         let saved = std::mem::take(&mut self.out);
-        self.cmd_persist(n);
+        self.cmd_persist(n, usize::MAX);
         self.out = saved;
     }
 

@@ -218,6 +218,10 @@ pub enum Observation {
         node: u64,
         /// Index covered.
         index: u64,
+        /// The log already held the snapshot's entry and entries after it, some of them not
+        /// yet durable: the race of a snapshot with appends whose acknowledgements are
+        /// still queued behind their write (issue 13 item 0).
+        over_held_suffix: bool,
     },
     /// `node` crashed, losing everything not persisted.
     Crashed {

@@ -71,6 +71,11 @@ impl Network {
         }
     }
 
+    /// Restores one direction of a link.
+    pub fn restore_one_way(&mut self, from: u64, to: u64) {
+        self.blocked.remove(&(from, to));
+    }
+
     /// Cuts every link to and from `node` (a node isolated from all others).
     pub fn isolate(&mut self, node: u64, all: &[u64]) {
         self.partition_symmetric(&[node], all);

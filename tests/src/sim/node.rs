@@ -338,10 +338,14 @@ impl SimNode {
                 .remove(&(meta.index.0, meta.term.0))
                 .expect("a snapshot to install arrived with its data");
             self.kv = KvStore::from_snapshot(&data);
+            let over_held_suffix = self.log.term_at(meta.index.0) == Some(meta.term.0)
+                && self.log.last_index() > meta.index.0
+                && self.disk.durable.mirror.last_index() < self.log.last_index();
             self.log.install_snapshot(meta.index.0, meta.term.0);
             out.observations.push(Observation::SnapshotInstalled {
                 node: self.id,
                 index: meta.index.0,
+                over_held_suffix,
             });
             out.trace.push(format!(
                 "n{} installs snapshot at {}/{}",

@@ -72,12 +72,108 @@ pub struct SimParams {
     pub flap_percent: u64,
     /// Longest delay between an election and the flapping crash.
     pub flap_delay_nanos_max: u64,
-    /// Whether the leader-flapping profile is on (see `make_flappy`).
-    pub flappy: bool,
+    /// The fault profile of this run (see [`Profile`]).
+    pub profile: Profile,
+    /// Crash a leader right after its commit index first advances in its term (before its
+    /// followers learn the new commit), with probability `flap_percent`.
+    pub crash_on_first_commit: bool,
+    /// Percent of new leaders muted at once (every link out of them cut, so their first
+    /// entries stay theirs alone) and crashed within `flap_delay_nanos_max`: the unreplicated
+    /// conflicting tails of Raft paper figure 8.
+    pub mute_percent: u64,
+    /// The core's `log_retain_entries_max`: small values send lagging followers snapshots.
+    pub log_retain_entries_max: u64,
+    /// Range of a crashed node's downtime, in nanoseconds.
+    pub restart_delay_nanos: (u64, u64),
+    /// Range of a process pause, in nanoseconds.
+    pub pause_nanos: (u64, u64),
+    /// Percent of crashes aimed at the leader (when there is one).
+    pub crash_leader_percent: u64,
+    /// Percent of pauses aimed at the leader (when there is one).
+    pub pause_leader_percent: u64,
+    /// Percent of pauses that also cut the paused node off from its peers (from shortly after
+    /// the pause starts until a while after it ends).
+    pub pause_isolate_percent: u64,
+    /// Percent of pre-vote campaigns that pause the leader at once (see `on_campaign`).
+    pub pause_on_campaign_percent: u64,
+    /// Percent of partitions that are bridges: the leader's side and the others' side meet
+    /// only in one bridge node that hears both (see `nemesis_bridge`).
+    pub bridge_percent: u64,
 }
 
-/// Percent of seeds run with the leader-flapping profile.
-pub const FLAPPY_PERCENT: u64 = 40;
+/// A fault mix aimed at one family of rules. The seed picks the profile (`Profile::draw`),
+/// so a seed still determines everything; `sim --profile NAME` forces one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Profile {
+    /// The broad mix: every fault with weights drawn per seed.
+    Default,
+    /// Leaders crashed within milliseconds of their election or first commit, one entry per
+    /// AppendEntries, lease reads (see `make_flapping`).
+    Flapping,
+    /// Snapshots every few entries, a leader that keeps almost no log for laggards, lagging
+    /// and restarted followers, duplicated and late messages: InstallSnapshot races appends.
+    Snapshot,
+    /// Clocks at the drift bound, long message delays, leader pauses around lease expiry,
+    /// mostly lease reads sent to any node.
+    Lease,
+    /// New leaders muted and crashed before they replicate, or crashed right after a first
+    /// partial commit; fast restarts and term churn (Raft paper figure 8).
+    Figure8,
+    /// Bridge and one-way partitions: a node that still hears the leader is asked to vote
+    /// by a node that does not (leader stickiness).
+    Bridge,
+}
+
+impl Profile {
+    /// Every profile, in the order of their seed shares.
+    pub const ALL: [Profile; 6] = [
+        Profile::Flapping,
+        Profile::Snapshot,
+        Profile::Lease,
+        Profile::Figure8,
+        Profile::Bridge,
+        Profile::Default,
+    ];
+
+    /// Percent of seeds that run each targeted profile (the rest run `Default`). Flapping
+    /// and the four targeted ones together take 60% of the seeds.
+    const SHARES_PERCENT: [u64; 5] = [20, 10, 10, 10, 10];
+
+    /// The profile of a seed, from a roll in `0..100`.
+    fn from_roll(roll: u64) -> Profile {
+        let mut floor = 0;
+        for (profile, share) in Profile::ALL.iter().zip(Profile::SHARES_PERCENT) {
+            floor += share;
+            if roll < floor {
+                return *profile;
+            }
+        }
+        Profile::Default
+    }
+
+    /// The lower-case name `sim --profile` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Default => "default",
+            Profile::Flapping => "flapping",
+            Profile::Snapshot => "snapshot",
+            Profile::Lease => "lease",
+            Profile::Figure8 => "figure8",
+            Profile::Bridge => "bridge",
+        }
+    }
+
+    /// The profile named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Profile> {
+        Profile::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Relative weights of the nemesis' choices at each decision point.
 #[derive(Clone, Debug)]
@@ -101,8 +197,14 @@ pub struct NemesisWeights {
 }
 
 impl SimParams {
-    /// Draws every parameter from `seed`.
+    /// Draws every parameter from `seed`, the profile included.
     pub fn from_seed(seed: u64) -> Self {
+        Self::from_seed_with(seed, None)
+    }
+
+    /// Draws every parameter from `seed`; `forced` replaces the profile the seed would pick
+    /// (every other draw stays the same).
+    pub fn from_seed_with(seed: u64, forced: Option<Profile>) -> Self {
         let mut rng = Rng::new(seed ^ 0x005E_ED0F_5EED);
         let nodes = if rng.chance(50) { 3 } else { 5 };
         let lossy = rng.chance(60);
@@ -172,10 +274,27 @@ impl SimParams {
             inflight_msgs_max: rng.range(1, 16) as usize,
             flap_percent: if rng.chance(50) { rng.range(10, 60) } else { 0 },
             flap_delay_nanos_max: rng.range(1_000_000, 60_000_000),
-            flappy: false,
+            profile: Profile::Default,
+            crash_on_first_commit: false,
+            mute_percent: 0,
+            log_retain_entries_max: 1 << 16,
+            restart_delay_nanos: (10_000_000, 1_500_000_000),
+            pause_nanos: (20_000_000, 1_000_000_000),
+            crash_leader_percent: 40,
+            pause_leader_percent: 50,
+            bridge_percent: 0,
+            pause_isolate_percent: 0,
+            pause_on_campaign_percent: 0,
         };
-        if rng.chance(FLAPPY_PERCENT) {
-            p.make_flappy(&mut rng);
+        let drawn = Profile::from_roll(rng.below(100));
+        p.profile = forced.unwrap_or(drawn);
+        match p.profile {
+            Profile::Default => {}
+            Profile::Flapping => p.make_flapping(&mut rng),
+            Profile::Snapshot => p.make_snapshot(&mut rng),
+            Profile::Lease => p.make_lease(&mut rng),
+            Profile::Figure8 => p.make_figure8(&mut rng),
+            Profile::Bridge => p.make_bridge(&mut rng),
         }
         p
     }
@@ -185,8 +304,8 @@ impl SimParams {
     /// Raft paper's figure 8 reachable: a leader whose log holds a long uncommitted tail of an
     /// old term comes back, replicates that tail one entry at a time and crashes before its
     /// own no-op is replicated, while a node holding a conflicting entry of a newer term waits.
-    fn make_flappy(&mut self, rng: &mut Rng) {
-        self.flappy = true;
+    fn make_flapping(&mut self, rng: &mut Rng) {
+        self.crash_on_first_commit = true;
         self.nodes = 3;
         self.batch_bytes_max = 1;
         self.inflight_msgs_max = 1;
@@ -211,5 +330,115 @@ impl SimParams {
                 rng.range(20_000_000, 60_000_000),
             );
         }
+    }
+
+    /// The snapshot profile: state machines snapshot every few entries and the leader keeps
+    /// almost no log for laggards, so followers that lag (paused, restarted, cut off from the
+    /// leader for a while) get InstallSnapshot while appends, duplicates and late copies of
+    /// older messages still arrive: a snapshot then races entries the follower already holds,
+    /// acknowledged or not yet persisted.
+    fn make_snapshot(&mut self, rng: &mut Rng) {
+        self.snapshot_every = rng.range(2, 10);
+        self.log_retain_entries_max = rng.range(0, 4);
+        self.write_percent = rng.range(60, 90);
+        self.net.duplicate_ppm = rng.range(20_000, 100_000);
+        self.net.delay_long_ppm = rng.range(10_000, 40_000);
+        self.net.delay_long_nanos = rng.range(20_000_000, 200_000_000);
+        self.nemesis.crash = rng.range(3, 8);
+        self.nemesis.restart = rng.range(2, 5);
+        self.nemesis.pause = rng.range(3, 8);
+        self.nemesis.partition = rng.range(2, 6);
+        self.nemesis_interval_nanos = rng.range(20_000_000, 120_000_000);
+        // Followers are the victims: a lagging follower is what needs a snapshot.
+        self.crash_leader_percent = 10;
+        self.pause_leader_percent = 10;
+        self.restart_delay_nanos = (5_000_000, 400_000_000);
+        self.pause_nanos = (20_000_000, 400_000_000);
+        if rng.chance(50) {
+            // Followers' disks slower than the network: entries still unpersisted (their acks
+            // queued) when the snapshot that covers them arrives.
+            self.disk_latency_nanos = (
+                rng.range(2_000_000, 10_000_000),
+                rng.range(20_000_000, 80_000_000),
+            );
+        }
+    }
+
+    /// The lease profile: clock rates at the edges of the drift bound, long message delays
+    /// (late acknowledgements), leader pauses about as long as the lease, mostly lease reads,
+    /// often sent to a node other than the believed leader.
+    fn make_lease(&mut self, rng: &mut Rng) {
+        let half = (CLOCK_DRIFT_PPM_MAX / 2) as i64;
+        for rate in self.clock_rates_ppm.iter_mut() {
+            *rate = if rng.chance(50) { half - 1 } else { 1 - half };
+        }
+        self.net.delay_min_nanos = rng.range(1_000_000, 4_000_000);
+        self.net.delay_max_nanos = rng.range(6_000_000, 9_000_000);
+        self.net.delay_long_ppm = rng.range(20_000, 80_000);
+        self.net.delay_long_nanos = rng.range(30_000_000, 150_000_000);
+        self.nemesis.pause = rng.range(4, 10);
+        self.nemesis.partition = rng.range(2, 6);
+        self.nemesis.crash = rng.range(0, 3);
+        self.nemesis.membership = 0;
+        self.nemesis_interval_nanos = rng.range(30_000_000, 150_000_000);
+        self.pause_nanos = (60_000_000, 250_000_000);
+        self.pause_leader_percent = 80;
+        // A paused leader cut off after its last round's answers arrived: on waking it
+        // takes those answers first, then the reads that queued up while a new leader
+        // was elected and committed writes on the other side.
+        self.pause_isolate_percent = rng.range(50, 90);
+        self.write_percent = rng.range(25, 50);
+        self.lease_read_percent = rng.range(85, 100);
+        self.random_target_percent = rng.range(20, 60);
+        self.clients = rng.range(4, 5);
+        self.think_nanos = (0, rng.range(500_000, 5_000_000));
+        self.flap_percent = if rng.chance(50) { rng.range(20, 60) } else { 0 };
+    }
+
+    /// The figure-8 profile (Raft paper section 5.4.2): three nodes, one entry per
+    /// AppendEntries; most new leaders are muted and crashed before anything they appended
+    /// leaves them, the others crash right after their first commit advance; restarts are
+    /// fast, so terms churn and leaders with conflicting unreplicated tails alternate. A
+    /// leader that counted replicas of an old-term entry toward commit is then replaced by
+    /// one whose newer-term entry at that index wins the election.
+    fn make_figure8(&mut self, rng: &mut Rng) {
+        self.nodes = 3;
+        self.batch_bytes_max = 1;
+        self.inflight_msgs_max = 1;
+        self.crash_on_first_commit = true;
+        self.mute_percent = rng.range(40, 70);
+        self.flap_percent = rng.range(70, 100);
+        self.flap_delay_nanos_max = rng.range(500_000, 5_000_000);
+        self.restart_delay_nanos = (5_000_000, rng.range(50_000_000, 300_000_000));
+        self.net.loss_ppm = rng.range(0, 10_000);
+        self.nemesis.crash = rng.range(1, 4);
+        self.nemesis.partition = rng.range(0, 3);
+        self.nemesis.membership = 0;
+        self.nemesis.pause = 0;
+        self.nemesis.transfer = 0;
+        self.nemesis_interval_nanos = rng.range(50_000_000, 200_000_000);
+        self.write_percent = rng.range(50, 90);
+        self.random_target_percent = rng.range(0, 20);
+    }
+
+    /// The bridge profile: most partitions leave one node that hears both the leader's side
+    /// and the other side (or cut links one way), so a node that lost the leader asks for
+    /// votes from one that still hears it; mostly lease reads, sent to any node.
+    fn make_bridge(&mut self, rng: &mut Rng) {
+        self.bridge_percent = rng.range(60, 90);
+        self.nemesis.partition = rng.range(4, 10);
+        self.nemesis.heal = rng.range(2, 5);
+        self.nemesis.pause = rng.range(0, 3);
+        self.pause_nanos = (20_000_000, 90_000_000);
+        self.pause_leader_percent = 80;
+        // A leader paused when a node that lost it campaigns: the bridge's vote (refused
+        // while it still hears the leader) is what decides whether a second leader can
+        // commit while the paused one's lease holds.
+        self.pause_on_campaign_percent = rng.range(30, 80);
+        self.nemesis.membership = 0;
+        self.nemesis_interval_nanos = rng.range(30_000_000, 150_000_000);
+        self.lease_read_percent = rng.range(70, 100);
+        self.random_target_percent = rng.range(20, 60);
+        self.clients = rng.range(3, 5);
     }
 }

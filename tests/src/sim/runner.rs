@@ -36,12 +36,17 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<RunStats, Failure> {
 
 /// A failure as printed: seed, reason, the end of the trace and the replay command.
 pub fn report(f: &Failure) -> String {
+    report_lines(f, 60)
+}
+
+/// A failure with up to `lines` of its trace tail (every kept line for soak reports).
+pub fn report_lines(f: &Failure, lines: usize) -> String {
     let mut s = format!(
         "\n=== simulation seed {} FAILED ===\n{}\n",
         f.seed, f.reason
     );
     s.push_str("--- last trace lines ---\n");
-    for line in f.trace_tail.iter().rev().take(60).rev() {
+    for line in f.trace_tail.iter().rev().take(lines).rev() {
         s.push_str(line);
         s.push('\n');
     }
@@ -75,6 +80,8 @@ pub struct Totals {
     pub elections: u64,
     /// Sum of snapshot installs.
     pub snapshots_installed: u64,
+    /// Sum of snapshot installs over a held, partly unsynced suffix.
+    pub snapshots_over_held_suffix: u64,
     /// Sum of membership changes.
     pub conf_changes: u64,
     /// Largest time to liveness, in ticks.
@@ -95,6 +102,7 @@ impl Totals {
         self.crashes += s.crashes;
         self.elections += s.elections;
         self.snapshots_installed += s.snapshots_installed;
+        self.snapshots_over_held_suffix += s.snapshots_over_held_suffix;
         self.conf_changes += s.conf_changes;
         self.liveness_ticks_max = self.liveness_ticks_max.max(s.liveness_ticks);
         self.old_term_commits += s.old_term_commits;

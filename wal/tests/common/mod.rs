@@ -1,6 +1,8 @@
 //! Shared test helpers: a Vec model of the log, a seeded RNG and workload steps.
 #![allow(dead_code)]
 
+pub mod image;
+
 use std::sync::Arc;
 
 use bytes::Bytes;

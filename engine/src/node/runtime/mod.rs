@@ -14,6 +14,7 @@
 //! queue is acknowledged front to back.
 
 mod apply;
+mod backpressure;
 mod requests;
 mod snapshots;
 
@@ -76,6 +77,8 @@ struct InFlight {
     done: Option<Result<u64, ringraft_wal::Error>>,
     /// Leave only once this Ready is durable.
     messages: Vec<Message>,
+    /// Payload bytes of the entries this Ready appended to the WAL.
+    wal_bytes: u64,
 }
 
 struct PendingProposal {
@@ -127,7 +130,8 @@ pub(crate) struct LoopState<S> {
     leader: Option<NodeId>,
     sending: HashSet<NodeId>,
     receiving: HashSet<NodeId>,
-    /// A verified snapshot file received with the InstallSnapshot just stepped.
+    /// The verified file of the received snapshot the core accepted and will install
+    /// (`RawNode::pending_snapshot`); files of the others are removed when stepped.
     received: Option<(LogIndex, PathBuf)>,
     entries_since_snapshot: u64,
     bytes_since_snapshot: u64,
@@ -136,6 +140,8 @@ pub(crate) struct LoopState<S> {
     snapshot_waiters: Vec<Reply<LogIndex>>,
     requests_closed: bool,
     inbox_closed: bool,
+    /// WAL backpressure (see `backpressure.rs`).
+    wal: backpressure::WalLoad,
 }
 
 impl<S> Default for LoopState<S> {
@@ -159,6 +165,7 @@ impl<S> Default for LoopState<S> {
             snapshot_waiters: Vec::new(),
             requests_closed: false,
             inbox_closed: false,
+            wal: backpressure::WalLoad::default(),
         }
     }
 }
@@ -319,7 +326,9 @@ impl<S: StateMachine> Runner<S> {
             }
             let now = self.now();
             self.raw.on_persisted(f.number, now);
+            self.state.wal.on_durable(f.wal_bytes);
         }
+        self.release_held();
         Ok(())
     }
 
@@ -332,6 +341,7 @@ impl<S: StateMachine> Runner<S> {
             self.send(m);
         }
         let mut ticket = None;
+        let mut wal_bytes = 0;
         if let Some(meta) = rd.snapshot {
             ticket = Some(self.install_snapshot(&meta)?);
         }
@@ -347,8 +357,10 @@ impl<S: StateMachine> Runner<S> {
                 "invariant: entries follow the stored log"
             );
             self.wal_next = last.index.0 + 1;
-            let batch = rd.entries.iter().map(storage::entry_to_wal).collect();
+            let batch: Vec<_> = rd.entries.iter().map(storage::entry_to_wal).collect();
+            wal_bytes = batch.iter().map(|e| e.payload.len() as u64).sum();
             ticket = Some(self.wal.append(batch)?);
+            self.state.wal.on_appended(wal_bytes);
             Metrics::inc(&self.metrics.counters.wal_appends, 1);
         }
         if let Some(hs) = rd.hard_state {
@@ -360,6 +372,7 @@ impl<S: StateMachine> Runner<S> {
             submitted: StdInstant::now(),
             done: None,
             messages: rd.persisted_messages,
+            wal_bytes,
         });
         if !rd.committed_entries.is_empty() {
             self.apply(&rd.committed_entries)?;

@@ -10,7 +10,7 @@ impl<S: StateMachine> Runner<S> {
                 reply,
                 permit,
                 at,
-            } => self.on_propose(&data, reply, permit, at),
+            } => self.hold_or_propose(data, reply, permit, at),
             Request::Read { mode, f } => {
                 let id = ReadId(self.state.next_read);
                 self.state.next_read += 1;
@@ -70,6 +70,7 @@ impl<S: StateMachine> Runner<S> {
         // The core decides (its role may have changed since the last Ready was handled).
         match self.raw.propose(storage::command_data(TAG_COMMAND, data)) {
             Ok(index) => {
+                self.state.wal.on_proposed(data.len() as u64);
                 // The entry's term is the current term (no step between the two calls).
                 let term = self.raw.term();
                 self.state.proposals.insert(

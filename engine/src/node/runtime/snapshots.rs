@@ -64,12 +64,25 @@ impl<S: StateMachine> Runner<S> {
             let _ = std::fs::remove_file(&path);
             return;
         };
-        if let MessageBody::InstallSnapshot { meta, .. } = &msg.body {
-            self.state.received = Some((meta.index, path));
-        }
+        let MessageBody::InstallSnapshot { meta, .. } = &msg.body else {
+            unreachable!("verified as an InstallSnapshot above");
+        };
+        let meta = meta.clone();
+        let before = self.raw.pending_snapshot().cloned();
         let now = self.now();
         if let Err(e) = self.raw.step(msg, now) {
             tracing::warn!(%from, error = %e, "snapshot refused by the core");
+        }
+        // Several streams may finish in one loop turn (issue 13 item 5): keep the file of
+        // the snapshot the core will install, and only that one. It is this one if the core
+        // took it now; otherwise the file goes (stale, or the same snapshot already held).
+        let taken = self.raw.pending_snapshot() == Some(&meta) && before.as_ref() != Some(&meta);
+        if taken {
+            if let Some((_, old)) = self.state.received.replace((meta.index, path)) {
+                let _ = std::fs::remove_file(old);
+            }
+        } else {
+            let _ = std::fs::remove_file(&path);
         }
     }
 
@@ -277,16 +290,9 @@ impl<S: StateMachine> Runner<S> {
         }
         let ticket = self.wal.set_snapshot_meta(storage::meta_to_wal(meta))?;
         self.wal.flush()?;
-        let keep =
-            self.wal.last_index() >= index.0 && self.wal.term(index.0).ok() == Some(meta.term.0);
-        if !keep {
-            let first = self.wal.first_index();
-            if self.wal.last_index() >= first {
-                self.wal.truncate_suffix(first)?;
-            }
+        if !storage::keep_or_drop_suffix(&self.wal, index.0, meta.term.0)? {
             self.wal_next = index.0 + 1;
         }
-        self.wal.compact_prefix(index.0)?;
         self.wal_next = self.wal_next.max(index.0 + 1);
         snapshot::prune(&self.snap_dir, index)?;
         self.applied = index;
@@ -336,4 +342,106 @@ pub(super) async fn receive_file(
     file.sync_data().map_err(|e| e.to_string())?;
     snapshot::open(path).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::kv::KvStateMachine;
+    use crate::node::handle::Shared;
+    use crate::node::metrics::Metrics;
+    use crate::node::{Boot, NodeConfig};
+    use crate::raft::{Membership, Term};
+    use crate::transport::TcpBackend;
+
+    /// A follower (node 1 of 1, 2, 3) built as `Node::start` builds it, on the thread
+    /// transport, without its loop running: the test drives it.
+    fn follower(dir: &Path) -> Runner<KvStateMachine> {
+        let mut config = NodeConfig::new(7, NodeId(1), dir);
+        config.initial_voters = vec![NodeId(1), NodeId(2), NodeId(3)];
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        std::fs::create_dir_all(dir.join("wal")).expect("wal dir");
+        std::fs::create_dir_all(dir.join("snap")).expect("snap dir");
+        let metrics = Arc::new(Metrics::new(config.durability));
+        let shared = Arc::new(Shared::new(Arc::clone(&metrics)));
+        let (_tx, rx) = tokio::sync::mpsc::channel(4);
+        let boot = Boot {
+            config,
+            sm: KvStateMachine::default(),
+            rx,
+            shared,
+            metrics,
+            backend: TcpBackend::Thread,
+        };
+        boot.build().map_err(|e| e.to_string()).expect("build").0
+    }
+
+    /// A received, verified snapshot stream from `from` in `term` at `index`: its header
+    /// message and its file, named as `receive_snapshot` names it.
+    fn received(
+        runner: &Runner<KvStateMachine>,
+        from: u64,
+        term: u64,
+        index: u64,
+    ) -> SnapshotEvent {
+        let meta = SnapshotMeta {
+            index: LogIndex(index),
+            term: Term(1),
+            membership: Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]),
+        };
+        let sm = KvStateMachine::default();
+        let written = snapshot::write(&runner.snap_dir, &meta, &BTreeMap::new(), |w| {
+            sm.snapshot(w)
+        })
+        .expect("write");
+        let path = runner.snap_dir.join(format!("recv-{from}-{index}.recv"));
+        std::fs::rename(written, &path).expect("rename");
+        let msg = Message {
+            from: NodeId(from),
+            to: NodeId(1),
+            term: Term(term),
+            body: MessageBody::InstallSnapshot { meta, round: 1 },
+        };
+        SnapshotEvent::Received {
+            from: NodeId(from),
+            header: codec::encode(&msg).expect("encode"),
+            path: Ok(path),
+        }
+    }
+
+    /// Issue 13 item 5: two snapshot streams finished in one loop turn. The first (5/1 from
+    /// the leader of term 1) was taken by the core; the second (4/1 from the leader of
+    /// term 2) was not, being below the commit index by then, yet it overwrote the slot of the
+    /// received file: the install of 5 hit its `assert_eq!` on 4 (the node crashed), and the
+    /// file of 5 leaked. Now the core's choice decides which file stays.
+    #[test]
+    fn item5_two_snapshot_streams_finishing_in_one_turn() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut runner = follower(dir.path());
+        let first = received(&runner, 2, 1, 5);
+        let second = received(&runner, 3, 2, 4);
+        runner.on_event(first).map_err(|Fatal(e)| e).expect("first");
+        runner
+            .on_event(second)
+            .map_err(|Fatal(e)| e)
+            .expect("second");
+        runner
+            .process_readies()
+            .map_err(|Fatal(e)| e)
+            .expect("install");
+        assert_eq!(runner.snapshot_index, LogIndex(5));
+        assert_eq!(runner.raw.status().commit, LogIndex(5));
+        let mut files: Vec<String> = std::fs::read_dir(&runner.snap_dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            vec![snapshot::file_name(LogIndex(5))],
+            "no file leaked"
+        );
+    }
 }

@@ -138,12 +138,23 @@ impl Core {
         self.campaign(true);
     }
 
-    pub(crate) fn handle_read_index_response(&mut self, id: ReadId, index: Option<LogIndex>) {
-        let Some(pos) = self.forwarded_reads.iter().position(|(r, _, _)| *r == id) else {
-            // Already failed (timeout or leader change) or a duplicate answer.
+    /// An answer to a forwarded read, matched on its wire id and the leader it went to.
+    pub(crate) fn handle_read_index_response(
+        &mut self,
+        from: NodeId,
+        wire: ReadId,
+        index: Option<LogIndex>,
+    ) {
+        let found = self
+            .forwarded_reads
+            .iter()
+            .position(|r| r.wire == wire && r.leader == from);
+        let Some(pos) = found else {
+            // Already failed (timeout or leader change), a duplicate answer, or an answer to
+            // a read of an earlier incarnation of this node.
             return;
         };
-        self.forwarded_reads.swap_remove(pos);
+        let id = self.forwarded_reads.swap_remove(pos).id;
         match index {
             Some(index) => self.read_states.push(ReadState { id, index }),
             None => self

@@ -134,6 +134,8 @@ impl Core {
             self.heartbeat_elapsed = 0;
             self.broadcast_heartbeat();
         }
+        // An automatic leave refused at apply time (a transfer ran) is retried here.
+        self.auto_leave_joint();
     }
 
     /// Our own persistence advanced: we count toward a quorum only for durable entries.

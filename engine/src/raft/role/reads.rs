@@ -5,6 +5,7 @@ use crate::raft::config::Mutation;
 use crate::raft::core::Core;
 use crate::raft::errors::ReadError;
 use crate::raft::message::MessageBody;
+use crate::raft::read::ForwardedRead;
 use crate::raft::types::{Instant, NodeId, ReadId, ReadMode, ReadState, Role};
 
 impl Core {
@@ -25,8 +26,14 @@ impl Core {
         if self.forwarded_reads.len() as u64 >= limit {
             return Err(ReadError::TooManyPending { limit });
         }
-        self.forwarded_reads.push((id, leader, 0));
-        self.send(leader, MessageBody::ReadIndex { id });
+        let wire = self.forward_ids.next();
+        self.forwarded_reads.push(ForwardedRead {
+            id,
+            wire,
+            leader,
+            ticks: 0,
+        });
+        self.send(leader, MessageBody::ReadIndex { id: wire, mode });
         Ok(())
     }
 
@@ -35,11 +42,11 @@ impl Core {
     pub(crate) fn tick_forwarded_reads(&mut self) {
         let timeout = self.cfg.election_ticks_min;
         let mut expired = Vec::new();
-        self.forwarded_reads.retain_mut(|(id, _, ticks)| {
-            *ticks += 1;
-            let keep = *ticks < timeout;
+        self.forwarded_reads.retain_mut(|r| {
+            r.ticks += 1;
+            let keep = r.ticks < timeout;
             if !keep {
-                expired.push(*id);
+                expired.push(r.id);
             }
             keep
         });
@@ -49,21 +56,18 @@ impl Core {
 
     /// The leader changed: forwarded reads will not be answered.
     pub(crate) fn fail_forwarded_reads(&mut self, why: ReadError) {
-        let failed = self
-            .forwarded_reads
-            .drain(..)
-            .map(|(id, _, _)| (id, why.clone()));
+        let failed = self.forwarded_reads.drain(..).map(|r| (r.id, why.clone()));
         self.failed_reads.extend(failed);
     }
 
-    /// A follower forwarded a read. The leader may serve it from its lease: the read index is
-    /// the same either way.
-    pub(crate) fn handle_read_index(&mut self, from: NodeId, id: ReadId) {
+    /// A follower forwarded a read, in the mode its caller asked for: a lease read may be
+    /// served from the lease, a ReadIndex read only after a quorum round (issue 13 item 3).
+    pub(crate) fn handle_read_index(&mut self, from: NodeId, id: ReadId, mode: ReadMode) {
         if self.role != Role::Leader {
             self.send(from, MessageBody::ReadIndexResponse { id, index: None });
             return;
         }
-        if self.leader_read(id, Some(from), ReadMode::Lease).is_err() {
+        if self.leader_read(id, Some(from), mode).is_err() {
             self.send(from, MessageBody::ReadIndexResponse { id, index: None });
         }
     }

@@ -13,7 +13,7 @@ use super::clock::SimClock;
 use super::kv::{KvSnapshot, PutCommand};
 use super::network::Network;
 use super::node::{role_view, NodeOutput, SimNode};
-use super::params::{self, SimParams};
+use super::params::{self, Profile, SimParams};
 use super::trace::Trace;
 use crate::invariants::{
     self, AckedWrite, ClusterView, ConfigView, DurableView, Invariant, NodeView, Observation,
@@ -32,6 +32,8 @@ pub struct SimOptions {
     pub trace: bool,
     /// Rule breaker to switch on.
     pub mutation: MutationSwitch,
+    /// Fault profile to run instead of the one the seed picks.
+    pub profile: Option<Profile>,
 }
 
 /// Something scheduled to happen at a true time.
@@ -44,6 +46,16 @@ enum Event {
     Deliver {
         msg: Message,
         snapshot: Option<Arc<KvSnapshot>>,
+    },
+    /// A message that reached a paused node, taken when it resumes: it already arrived, so
+    /// a partition made since does not drop it (it sits in the process' socket buffer).
+    Arrived {
+        msg: Message,
+        snapshot: Option<Arc<KvSnapshot>>,
+    },
+    /// Cut every link to and from `node` (a pause that comes with a partition).
+    Isolate {
+        node: u64,
     },
     Persisted {
         node: u64,
@@ -98,6 +110,11 @@ enum Event {
 /// How long a transport takes to notice that a snapshot stream failed.
 const SNAPSHOT_FAIL_NANOS: u64 = 50_000_000;
 
+/// Events one run may take: runs take 5,000-15,000, so a run far beyond is a message storm
+/// (a leader and a follower that disagree on the follower's log, retrying at every answer),
+/// which is reported as a failure instead of running for hours.
+const STEPS_MAX: u64 = 2_000_000;
+
 /// Client id of the liveness probes.
 const PROBE_CLIENT: u64 = u64::MAX;
 /// Key of the liveness probes (clients use keys below `SimParams::keys`).
@@ -148,6 +165,9 @@ pub struct RunStats {
     pub crashes: u64,
     /// Snapshots installed on followers.
     pub snapshots_installed: u64,
+    /// Snapshots installed over a log that held the snapshot's entry and a suffix not yet
+    /// all durable (see [`crate::invariants::Observation::SnapshotInstalled`]).
+    pub snapshots_over_held_suffix: u64,
     /// Membership changes proposed successfully.
     pub conf_changes: u64,
     /// Leadership transfers started.
@@ -195,6 +215,9 @@ pub struct Simulation {
     heal_floor: u64,
     /// Probes proposed so far.
     probes: u64,
+    /// New leaders muted by the figure-8 profile (every link out of them cut until their
+    /// crash).
+    muted: std::collections::BTreeSet<u64>,
     /// Inputs of paused nodes, held in arrival order until the node resumes (at the end of
     /// its pause or at the end of the faults, whichever comes first).
     paused_inputs: BTreeMap<u64, Vec<Event>>,
@@ -209,7 +232,7 @@ pub struct Simulation {
 impl Simulation {
     /// A cluster whose every parameter and fault is drawn from `seed`.
     pub fn new(seed: u64, options: SimOptions) -> Self {
-        let params = SimParams::from_seed(seed);
+        let params = SimParams::from_seed_with(seed, options.profile);
         let mut root = Rng::new(seed);
         let network = Network::new(params.net.clone());
         let initial_voters: Vec<u64> = (1..=params.nodes).collect();
@@ -240,6 +263,7 @@ impl Simulation {
             }],
             probes: 0,
             paused_inputs: BTreeMap::new(),
+            muted: std::collections::BTreeSet::new(),
             leader_commits: BTreeMap::new(),
             leader_first_commit: std::collections::BTreeSet::new(),
             rng_net: root.fork(),
@@ -275,6 +299,7 @@ impl Simulation {
         c.inflight_bytes_max = 64 << 10;
         c.inflight_msgs_max = self.params.inflight_msgs_max;
         c.proposals_pending_max = 256;
+        c.log_retain_entries_max = self.params.log_retain_entries_max;
         c.mutation = self.options.mutation;
         c
     }
@@ -364,6 +389,13 @@ impl Simulation {
         while let Some(((at, _), event)) = self.queue.pop_first() {
             self.now = at;
             self.step += 1;
+            if self.step > STEPS_MAX {
+                return Err(format!(
+                    "more than {STEPS_MAX} events by {} ms: a message storm{}",
+                    self.now / 1_000_000,
+                    self.describe_nodes()
+                ));
+            }
             self.handle(event);
             self.check_invariants()?;
             match self.phase {
@@ -462,8 +494,9 @@ impl Simulation {
         self.schedule(self.now + PROBE_INTERVAL_NANOS, Event::Probe);
     }
 
-    /// Counts old-term commit advances and, in the flapping profile, crashes a leader right
-    /// after its commit index first advances in its term (before the followers learn it).
+    /// Counts old-term commit advances and, in the flapping and figure-8 profiles, crashes a
+    /// leader right after its commit index first advances in its term (before the followers
+    /// learn it).
     fn watch_leader_commits(&mut self) {
         let mut crash = Vec::new();
         for n in self.nodes.values() {
@@ -480,7 +513,7 @@ impl Simulation {
                 self.stats.old_term_commits += 1;
             }
             let first_in_term = self.leader_first_commit.insert(n.id);
-            if first_in_term && self.params.flappy && self.phase == Phase::Faults {
+            if first_in_term && self.params.crash_on_first_commit && self.phase == Phase::Faults {
                 crash.push((n.id, n.incarnation));
             }
         }
@@ -546,7 +579,7 @@ impl Simulation {
             | Event::Persisted { node, .. }
             | Event::Request { node, .. }
             | Event::TransportReport { node, .. } => Some(*node),
-            Event::Deliver { msg, .. } => Some(msg.to.0),
+            Event::Deliver { msg, .. } | Event::Arrived { msg, .. } => Some(msg.to.0),
             _ => None,
         }
     }
@@ -556,7 +589,11 @@ impl Simulation {
         // its clock keeps running, so it wakes up with `now` far ahead.
         if let Some(id) = Self::target(&event) {
             let until = self.nodes.get(&id).map_or(0, |n| n.paused_until);
-            if until > self.now {
+            let arrived = match &event {
+                Event::Deliver { msg, .. } => self.network.connected(msg.from.0, msg.to.0),
+                _ => true,
+            };
+            if until > self.now && arrived {
                 assert!(
                     self.phase == Phase::Faults,
                     "simulator bug: n{id}'s pause outlived the fault phase"
@@ -567,7 +604,19 @@ impl Simulation {
         }
         match event {
             Event::Tick { node, incarnation } => self.on_tick(node, incarnation),
-            Event::Deliver { msg, snapshot } => self.on_deliver(msg, snapshot),
+            Event::Deliver { msg, snapshot } => {
+                if self.network.connected(msg.from.0, msg.to.0) {
+                    self.on_deliver(msg, snapshot);
+                } // else cut while in flight
+            }
+            Event::Arrived { msg, snapshot } => self.on_deliver(msg, snapshot),
+            Event::Isolate { node } => {
+                if self.phase == Phase::Faults {
+                    let members = self.member_ids();
+                    self.network.isolate(node, &members);
+                    self.trace_line(format!("NEMESIS isolate paused n{node}"));
+                }
+            }
             Event::Persisted {
                 node,
                 incarnation,
@@ -599,11 +648,23 @@ impl Simulation {
                 }
             }
             Event::CrashLeader { node, incarnation } => {
+                // A muted leader is crashed even if it stepped down meanwhile: its links are
+                // restored only by its crash.
+                let muted = self.muted.contains(&node);
                 let leads = self.nodes.get(&node).is_some_and(|n| {
-                    n.is_alive() && n.incarnation == incarnation && n.role == Role::Leader
+                    n.is_alive()
+                        && n.incarnation == incarnation
+                        && (n.role == Role::Leader || muted)
                 });
                 if leads && self.phase == Phase::Faults {
-                    self.crash(node, "flapping leader");
+                    self.crash(
+                        node,
+                        if muted {
+                            "muted leader"
+                        } else {
+                            "flapping leader"
+                        },
+                    );
                 }
             }
             Event::Heal => {
@@ -643,6 +704,10 @@ impl Simulation {
             self.trace_line(format!("n{id} resumes ({} inputs held)", held.len()));
         }
         for event in held {
+            let event = match event {
+                Event::Deliver { msg, snapshot } => Event::Arrived { msg, snapshot },
+                other => other,
+            };
             self.schedule(self.now, event);
         }
     }
@@ -660,10 +725,15 @@ impl Simulation {
         if !node.is_alive() || incarnation.is_some_and(|i| i != node.incarnation) {
             return;
         }
+        let role_before = node.role;
         let mut out = NodeOutput::default();
         f(node, &mut out);
         node.drain_ready(&mut self.rng_disk, self.now, &mut out);
+        let campaigns = node.role == Role::PreCandidate && role_before != Role::PreCandidate;
         self.dispatch(id, out);
+        if campaigns {
+            self.on_campaign(id);
+        }
     }
 
     fn drive(&mut self, id: u64) {
@@ -696,6 +766,12 @@ impl Simulation {
                 Observation::BecameLeader { node, .. } => {
                     self.stats.elections += 1;
                     self.leader_first_commit.remove(node);
+                    if self.phase == Phase::Faults && self.params.mute_percent > 0 {
+                        // Figure 8: the new leader is muted and crashed soon, or left to
+                        // replicate until its first commit advance.
+                        self.maybe_mute(*node, incarnation);
+                        continue;
+                    }
                     if self.phase == Phase::Faults
                         && self.rng_nemesis.chance(self.params.flap_percent)
                     {
@@ -710,7 +786,12 @@ impl Simulation {
                         );
                     }
                 }
-                Observation::SnapshotInstalled { .. } => self.stats.snapshots_installed += 1,
+                Observation::SnapshotInstalled {
+                    over_held_suffix, ..
+                } => {
+                    self.stats.snapshots_installed += 1;
+                    self.stats.snapshots_over_held_suffix += u64::from(*over_held_suffix);
+                }
                 Observation::Applied { .. } => {}
                 _ => {}
             }
@@ -832,10 +913,7 @@ impl Simulation {
     }
 
     fn on_deliver(&mut self, msg: Message, snapshot: Option<Arc<KvSnapshot>>) {
-        let (from, to) = (msg.from.0, msg.to.0);
-        if !self.network.connected(from, to) {
-            return; // cut while in flight
-        }
+        let to = msg.to.0;
         if self.trace.is_live() || matches!(msg.body, MessageBody::InstallSnapshot { .. }) {
             self.trace_line(format!("recv {msg}"));
         }

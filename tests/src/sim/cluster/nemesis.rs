@@ -21,7 +21,7 @@ enum Action {
 }
 
 impl Simulation {
-    fn member_ids(&self) -> Vec<u64> {
+    pub(super) fn member_ids(&self) -> Vec<u64> {
         self.nodes
             .values()
             .filter(|n| n.member)
@@ -98,7 +98,7 @@ impl Simulation {
         // Crash the leader more often: that is where lost unpersisted state and stale leases
         // matter most.
         let victim = match self.current_leader() {
-            Some(l) if self.rng_nemesis.chance(40) => l,
+            Some(l) if self.rng_nemesis.chance(self.params.crash_leader_percent) => l,
             _ => *self.rng_nemesis.pick(&alive),
         };
         self.crash(victim, "nemesis");
@@ -112,13 +112,23 @@ impl Simulation {
         }
         // A crashed process loses what it had not read yet (its sockets die with it).
         self.paused_inputs.remove(&victim);
+        if self.muted.remove(&victim) {
+            // Nothing a muted leader sent ever arrives: drop its messages still in flight
+            // before its links come back.
+            self.queue
+                .retain(|_, e| !matches!(e, Event::Deliver { msg, .. } if msg.from.0 == victim));
+            for m in self.member_ids() {
+                self.network.restore_one_way(victim, m);
+            }
+        }
         self.stats.crashes += 1;
         self.observations
             .push(crate::invariants::Observation::Crashed { node: victim });
         self.trace_line(format!(
             "NEMESIS crash n{victim} ({why}; loses {lost} pending disk writes)"
         ));
-        let downtime = self.rng_nemesis.range(10_000_000, 1_500_000_000);
+        let (down_min, down_max) = self.params.restart_delay_nanos;
+        let downtime = self.rng_nemesis.range(down_min, down_max);
         self.schedule(self.now + downtime, Event::Restart { node: victim });
     }
 
@@ -128,10 +138,18 @@ impl Simulation {
             return;
         }
         let victim = match self.current_leader() {
-            Some(l) if self.rng_nemesis.chance(50) => l,
+            Some(l) if self.rng_nemesis.chance(self.params.pause_leader_percent) => l,
             _ => *self.rng_nemesis.pick(&alive),
         };
-        let until = self.now + self.rng_nemesis.range(20_000_000, 1_000_000_000);
+        self.pause(victim);
+    }
+
+    /// Pauses `victim` for a drawn time; with probability `pause_isolate_percent` it is also
+    /// cut off from every peer a little later (once the answers to its last messages are in
+    /// its socket buffer) until a while after it resumes.
+    fn pause(&mut self, victim: u64) {
+        let (pause_min, pause_max) = self.params.pause_nanos;
+        let until = self.now + self.rng_nemesis.range(pause_min, pause_max);
         if let Some(n) = self.nodes.get_mut(&victim) {
             n.paused_until = n.paused_until.max(until);
         }
@@ -140,6 +158,38 @@ impl Simulation {
             "NEMESIS pause n{victim} until {}ms",
             until / 1_000_000
         ));
+        if self.params.pause_isolate_percent > 0
+            && self.rng_nemesis.chance(self.params.pause_isolate_percent)
+        {
+            let cut_at = self.now + 2 * self.network.params.delay_max_nanos;
+            let heal_at = until + self.rng_nemesis.range(10_000_000, 200_000_000);
+            self.schedule(cut_at, Event::Isolate { node: victim });
+            self.schedule(heal_at, Event::Heal);
+        }
+    }
+
+    /// A node started an election: with probability `pause_on_campaign_percent` the leader
+    /// (if it is another live node) is paused now, so it cannot learn of a new term while
+    /// its lease may still hold, and serves what reached it during the pause on waking.
+    pub(super) fn on_campaign(&mut self, candidate: u64) {
+        if self.phase != Phase::Faults || self.params.pause_on_campaign_percent == 0 {
+            return;
+        }
+        let Some(leader) = self.current_leader().filter(|l| *l != candidate) else {
+            return;
+        };
+        let paused = self
+            .nodes
+            .get(&leader)
+            .is_some_and(|n| n.paused_until > self.now);
+        if !paused
+            && self
+                .rng_nemesis
+                .chance(self.params.pause_on_campaign_percent)
+        {
+            self.trace_line(format!("NEMESIS n{candidate} campaigns"));
+            self.pause(leader);
+        }
     }
 
     fn nemesis_restart(&mut self) {
@@ -157,9 +207,79 @@ impl Simulation {
         self.schedule(self.now, Event::Restart { node: id });
     }
 
+    /// Figure 8: with probability `mute_percent`, cuts every link out of the new `leader`
+    /// (what it appended stays its own) and crashes it once that is durable; its crash
+    /// restores the links.
+    pub(super) fn maybe_mute(&mut self, leader: u64, incarnation: u64) {
+        if !self.rng_nemesis.chance(self.params.mute_percent) {
+            return;
+        }
+        for m in self.member_ids() {
+            self.network.cut_one_way(leader, m);
+        }
+        self.muted.insert(leader);
+        // Crash it only once its own entries are durable: they must outlive the crash.
+        let at = self.now
+            + self.params.disk_latency_nanos.1
+            + self.rng_nemesis.range(0, self.params.flap_delay_nanos_max);
+        self.schedule(
+            at,
+            Event::CrashLeader {
+                node: leader,
+                incarnation,
+            },
+        );
+        self.trace_line(format!("NEMESIS mute new leader n{leader}"));
+    }
+
+    /// A bridge: the leader's side and the other side meet only in one node that hears both
+    /// (or, a third of the time, the leader's side is cut off one way only: it still hears
+    /// the others). The far side loses the leader and asks the bridge for votes while the
+    /// bridge still hears a live leader: leader stickiness is what refuses them.
+    fn nemesis_bridge(&mut self, leader: u64) {
+        let mut others: Vec<u64> = self
+            .member_ids()
+            .into_iter()
+            .filter(|m| *m != leader)
+            .collect();
+        if others.len() < 2 {
+            return;
+        }
+        self.rng_nemesis.shuffle(&mut others);
+        let bridge = others[0];
+        let rest = &others[1..];
+        // The leader keeps fewer than half of the rest on its side, so the far side plus the
+        // bridge is a majority.
+        let near_count = (rest.len() - 1) / 2;
+        let mut near = vec![leader];
+        near.extend_from_slice(&rest[..near_count]);
+        let far = rest[near_count..].to_vec();
+        let one_way = self.rng_nemesis.chance(33);
+        if one_way {
+            for a in &near {
+                for b in &far {
+                    self.network.cut_one_way(*a, *b);
+                }
+            }
+        } else {
+            self.network.partition_symmetric(&near, &far);
+        }
+        let how = if one_way { "one way" } else { "both ways" };
+        self.trace_line(format!(
+            "NEMESIS bridge n{bridge} between {near:?} and {far:?} (cut {how})"
+        ));
+    }
+
     fn nemesis_partition(&mut self) {
         let members = self.member_ids();
         let leader = self.current_leader();
+        if let Some(l) = leader.filter(|_| self.params.bridge_percent > 0) {
+            if self.rng_nemesis.chance(self.params.bridge_percent) {
+                self.nemesis_bridge(l);
+                self.maybe_schedule_heal();
+                return;
+            }
+        }
         let kind = self.rng_nemesis.below(4);
         match (kind, leader) {
             (0, Some(l)) => {
@@ -213,6 +333,11 @@ impl Simulation {
                 self.trace_line(format!("NEMESIS partition {a:?} | {b:?}"));
             }
         }
+        self.maybe_schedule_heal();
+    }
+
+    /// Most partitions heal by themselves after a while (the others at the next heal).
+    fn maybe_schedule_heal(&mut self) {
         if self.rng_nemesis.chance(60) {
             let heal_at = self.now + self.rng_nemesis.range(50_000_000, 2_000_000_000);
             self.schedule(heal_at, Event::Heal);
@@ -308,6 +433,7 @@ impl Simulation {
     /// Faults stop: the network heals and loses nothing more, crashed members restart.
     pub(super) fn end_faults(&mut self) {
         self.network.heal();
+        self.muted.clear();
         self.network.params.loss_ppm = 0;
         self.network.params.duplicate_ppm = 0;
         self.network.params.delay_long_ppm = 0;

@@ -1,0 +1,122 @@
+//! What the machine offers the fault tests.
+
+use std::path::{Path, PathBuf};
+
+/// Prints why a fault run is skipped, in one line the CI log shows.
+pub fn skip(test: &str, why: &str) {
+    println!("SKIPPED {test}: {why}");
+}
+
+/// The `ringraft` binary: `$RINGRAFT_BIN`, else `ringraft` next to the running test's
+/// `deps/` directory (where `cargo test --workspace` builds it), else `None`.
+pub fn ringraft_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RINGRAFT_BIN") {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    Some(profile_dir.join("ringraft")).filter(|p| p.is_file())
+}
+
+/// True when running as root (needed to mount a small tmpfs for the full-disk fault).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The libfaketime preload library, if installed (Debian `libfaketime`).
+pub fn libfaketime() -> Option<PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+        "/usr/local/lib/faketime/libfaketime.so.1",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+/// Environment that runs a process with its clocks (wall and monotonic) going `rate` times
+/// as fast as real time, through libfaketime's preload: the process keeps its own pid, so
+/// signals reach it directly.
+pub fn clock_rate_env(lib: &Path, rate: f64) -> Vec<(String, String)> {
+    vec![
+        ("LD_PRELOAD".into(), lib.display().to_string()),
+        ("FAKETIME".into(), format!("+0 x{rate}")),
+        ("FAKETIME_DONT_RESET".into(), "1".into()),
+        ("FAKETIME_NO_CACHE".into(), "1".into()),
+    ]
+}
+
+/// A tmpfs of `bytes` mounted at `dir` (root only); unmounted on drop.
+#[derive(Debug)]
+pub struct TmpfsMount {
+    dir: PathBuf,
+}
+
+impl TmpfsMount {
+    /// Mounts it.
+    ///
+    /// # Errors
+    /// The mount command's output when it fails (not root, no tmpfs).
+    pub fn mount(dir: &Path, bytes: u64) -> Result<TmpfsMount, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(TmpfsMount {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Where it is mounted.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// A free loopback port (bound, then released for a child to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a loopback port")
+}
+
+/// Whether `binary serve` takes the flags [`super::cluster`] passes (`--raft-addr`,
+/// `--client-addr`, `--peer`, `--read-mode`): a binary with another command line is skipped,
+/// not failed.
+pub fn serve_flags_supported(binary: &Path) -> bool {
+    let Ok(out) = std::process::Command::new(binary)
+        .args(["serve", "--help"])
+        .output()
+    else {
+        return false;
+    };
+    let help = String::from_utf8_lossy(&out.stdout);
+    [
+        "--id",
+        "--data-dir",
+        "--raft-addr",
+        "--client-addr",
+        "--peer",
+        "--read-mode",
+    ]
+    .iter()
+    .all(|f| help.contains(f))
+}
