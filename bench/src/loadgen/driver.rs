@@ -236,7 +236,11 @@ async fn control(
         .unwrap_or_else(Instant::now);
     let cpu_after = sample_cpu(watched);
     let measured = end.saturating_duration_since(start);
-    progress("done", measured.as_secs_f64(), shared.measured_ops.load(Ordering::Relaxed));
+    progress(
+        "done",
+        measured.as_secs_f64(),
+        shared.measured_ops.load(Ordering::Relaxed),
+    );
     let cpu = cpu_before
         .into_iter()
         .zip(cpu_after)
@@ -256,7 +260,12 @@ async fn control(
 fn sample_cpu(watched: &[Watched]) -> Vec<(String, Duration)> {
     watched
         .iter()
-        .map(|w| (w.name.clone(), procstat::cpu_time(w.pid).unwrap_or_default()))
+        .map(|w| {
+            (
+                w.name.clone(),
+                procstat::cpu_time(w.pid).unwrap_or_default(),
+            )
+        })
         .chain(std::iter::once((
             "ringraft-bench".to_string(),
             procstat::own_cpu_time().unwrap_or_default(),
@@ -368,7 +377,11 @@ async fn client_loop(
     }
 }
 
-async fn read_some(stream: &mut TcpStream, codec: &mut Codec, addr: SocketAddr) -> Result<(), String> {
+async fn read_some(
+    stream: &mut TcpStream,
+    codec: &mut Codec,
+    addr: SocketAddr,
+) -> Result<(), String> {
     let buf = codec.read_buffer();
     buf.reserve(64 << 10);
     match tokio::time::timeout(REPLY_TIMEOUT, stream.read_buf(buf)).await {
@@ -486,6 +499,9 @@ mod tests {
             assert!(v < 10);
             seen[v as usize] = true;
         }
-        assert!(seen.iter().all(|&s| s), "every value of 0..10 comes up in 1000 draws");
+        assert!(
+            seen.iter().all(|&s| s),
+            "every value of 0..10 comes up in 1000 draws"
+        );
     }
 }

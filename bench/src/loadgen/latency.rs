@@ -35,7 +35,8 @@ impl Latencies {
     /// Records one sample; below 1 ns counts as 1 ns, above [`LATENCY_NS_MAX`] as the maximum.
     pub fn record(&mut self, latency: Duration) {
         let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        self.histogram.saturating_record(ns.clamp(1, LATENCY_NS_MAX));
+        self.histogram
+            .saturating_record(ns.clamp(1, LATENCY_NS_MAX));
     }
 
     /// Adds every sample of `other`.

@@ -34,12 +34,15 @@ impl Machine {
         let data_dir = data_dir
             .canonicalize()
             .unwrap_or_else(|_| data_dir.to_path_buf());
-        let disk = mount_of(&read("/proc/mounts"), &data_dir)
-            .unwrap_or_else(|| "unknown".into());
+        let disk = mount_of(&read("/proc/mounts"), &data_dir).unwrap_or_else(|| "unknown".into());
         Self {
             cpus,
             cpu_model,
-            kernel: if kernel.is_empty() { "unknown".into() } else { kernel },
+            kernel: if kernel.is_empty() {
+                "unknown".into()
+            } else {
+                kernel
+            },
             disk,
         }
     }

@@ -43,7 +43,10 @@ fn ticks_to_duration(ticks: u64) -> Duration {
     // SAFETY: sysconf only reads a configuration value; it has no preconditions.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     // Linux has reported 100 for decades; fall back to it if sysconf fails.
-    let per_second = u64::try_from(per_second).ok().filter(|&t| t > 0).unwrap_or(100);
+    let per_second = u64::try_from(per_second)
+        .ok()
+        .filter(|&t| t > 0)
+        .unwrap_or(100);
     Duration::from_nanos(ticks.saturating_mul(1_000_000_000 / per_second))
 }
 

@@ -103,8 +103,7 @@ impl RunReport {
             write_latency: stats.write_latency.summary(),
             read_latency: stats.read_latency.summary(),
             cpu: stats.cpu.clone(),
-            server_cpu_us_per_op: (has_servers && ops > 0)
-                .then(|| server_cpu_s * 1e6 / ops as f64),
+            server_cpu_us_per_op: (has_servers && ops > 0).then(|| server_cpu_s * 1e6 / ops as f64),
         }
     }
 
@@ -162,7 +161,8 @@ impl RunReport {
             }
         }
         if let Some(f) = &self.floor {
-            let _ = writeln!(
+            let _ =
+                writeln!(
                 s,
                 "  floor       fdatasync p50 {} + loopback RTT p50 {} = {} per replicated write{}",
                 format_us(f.fdatasync.p50_us),

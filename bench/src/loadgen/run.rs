@@ -93,7 +93,11 @@ pub fn run_endpoints(
     let addrs: Vec<String> = endpoints.addrs.iter().map(ToString::to_string).collect();
     let ctx = Context {
         system: "endpoints".into(),
-        setup: format!("running servers at {} ({:?})", addrs.join(", "), endpoints.protocol),
+        setup: format!(
+            "running servers at {} ({:?})",
+            addrs.join(", "),
+            endpoints.protocol
+        ),
         nodes: endpoints.addrs.len(),
         durability,
         machine: Machine::describe(data_root),
@@ -110,10 +114,12 @@ fn measure_floor(options: &Options, dir: &Path) -> Result<Option<Floor>, RunErro
         what: "create the data root",
         source,
     })?;
-    Floor::measure(dir).map(Some).map_err(|source| RunError::Io {
-        what: "measure the fdatasync and loopback floor",
-        source,
-    })
+    Floor::measure(dir)
+        .map(Some)
+        .map_err(|source| RunError::Io {
+            what: "measure the fdatasync and loopback floor",
+            source,
+        })
 }
 
 fn drive(
@@ -128,7 +134,8 @@ fn drive(
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     let total = workload.duration.as_secs_f64();

@@ -280,7 +280,9 @@ struct Planned {
 
 fn ringraft_plan(launch: &Launch, dir: &Path) -> Result<Vec<Planned>, LaunchError> {
     let program = ringraft_binary(launch.ringraft_bin.as_deref())?;
-    let raft: Vec<SocketAddr> = (0..launch.nodes).map(|_| free_port()).collect::<Result<_, _>>()?;
+    let raft: Vec<SocketAddr> = (0..launch.nodes)
+        .map(|_| free_port())
+        .collect::<Result<_, _>>()?;
     let peers = |me: usize| {
         raft.iter()
             .enumerate()
@@ -331,7 +333,9 @@ fn etcd_plan(launch: &Launch, dir: &Path) -> Result<Vec<Planned>, LaunchError> {
             "etcd 3.4 has no way to turn fsync off; run etcd with --durability fsync".into(),
         ));
     }
-    let peer: Vec<SocketAddr> = (0..launch.nodes).map(|_| free_port()).collect::<Result<_, _>>()?;
+    let peer: Vec<SocketAddr> = (0..launch.nodes)
+        .map(|_| free_port())
+        .collect::<Result<_, _>>()?;
     let cluster = peer
         .iter()
         .enumerate()
@@ -442,7 +446,11 @@ fn wait_ready(r: &mut Running) -> Result<(), LaunchError> {
         loop {
             for (w, child, log) in &mut r.processes {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(not_ready(r.system, format!("{} exited: {status}", w.name), log));
+                    return Err(not_ready(
+                        r.system,
+                        format!("{} exited: {status}", w.name),
+                        log,
+                    ));
                 }
             }
             match probe(addr, protocol) {
@@ -451,7 +459,10 @@ fn wait_ready(r: &mut Running) -> Result<(), LaunchError> {
                     let log = &r.processes[i.min(r.processes.len() - 1)].2;
                     return Err(not_ready(
                         r.system,
-                        format!("no write acknowledged by {addr} in {} s: {e}", START_TIMEOUT.as_secs()),
+                        format!(
+                            "no write acknowledged by {addr} in {} s: {e}",
+                            START_TIMEOUT.as_secs()
+                        ),
                         log,
                     ));
                 }
@@ -477,7 +488,8 @@ fn not_ready(system: System, reason: String, log: &Path) -> LaunchError {
 fn probe(addr: SocketAddr, protocol: Protocol) -> Result<(), String> {
     let timeout = Duration::from_secs(2);
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let mut codec = Codec::new(protocol, addr.to_string());
     let mut out = BytesMut::new();
     codec.put_write(&mut out, b"ringraft-bench:probe", b"1");

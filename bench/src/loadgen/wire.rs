@@ -162,7 +162,9 @@ fn next_http_reply(buf: &mut BytesMut, read: bool) -> Result<Option<Outcome>, Wi
         if name.eq_ignore_ascii_case("content-length") {
             body_len = value.trim().parse::<usize>().ok();
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(WireError::Http(format!("unsupported transfer encoding {value}")));
+            return Err(WireError::Http(format!(
+                "unsupported transfer encoding {value}"
+            )));
         }
     }
     let body_len = body_len.ok_or_else(|| WireError::Http("no Content-Length".into()))?;
@@ -192,8 +194,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Standard base64 with padding (RFC 4648 section 4), as etcd's gateway expects for bytes.
 #[must_use]
 pub fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
         let b = [
@@ -314,6 +315,6 @@ mod tests {
         let text = String::from_utf8(out.to_vec()).unwrap();
         assert!(text.starts_with("POST /v3/kv/put HTTP/1.1\r\nHost: 127.0.0.1:1\r\n"));
         assert!(text.ends_with("\r\n\r\n{\"key\":\"Zm9v\",\"value\":\"YmFy\"}"));
-        assert!(text.contains("Content-Length: 30\r\n"));
+        assert!(text.contains("Content-Length: 29\r\n"));
     }
 }

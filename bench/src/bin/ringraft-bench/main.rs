@@ -165,7 +165,8 @@ fn finished(report: &RunReport) -> ExitCode {
 
 fn print<T: serde::Serialize>(json: bool, value: &T, text: &str) -> Result<(), run::RunError> {
     if json {
-        let s = serde_json::to_string_pretty(value).expect("reports serialize: no maps with non-string keys");
+        let s = serde_json::to_string_pretty(value)
+            .expect("reports serialize: no maps with non-string keys");
         println!("{s}");
     } else {
         print!("{text}");
