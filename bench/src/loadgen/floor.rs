@@ -52,13 +52,18 @@ impl Floor {
 }
 
 /// Times `samples` rounds of a 256 B `pwrite` at a growing offset followed by `fdatasync`, in
-/// a temporary file under `dir` (removed afterwards).
+/// a temporary file under `dir` (removed afterwards). The file is zero-filled and synced
+/// first, as the WAL does with its segments, so the timed syncs flush data only: appending
+/// past the end would time an ext4 journal commit for the size change on every sync, which
+/// the WAL never pays.
 ///
 /// # Errors
 /// Creating, writing or syncing the file failed, or `samples` is 0.
 pub fn measure_fdatasync(dir: &Path, samples: usize) -> io::Result<LatencySummary> {
     let file = tempfile::tempfile_in(dir)?;
     let block = [0x5au8; FSYNC_WRITE_BYTES];
+    file.write_all_at(&vec![0u8; samples * FSYNC_WRITE_BYTES], 0)?;
+    file.sync_all()?;
     let mut latencies = Latencies::new();
     for i in 0..samples {
         let start = Instant::now();

@@ -278,26 +278,24 @@ struct Planned {
     log: PathBuf,
 }
 
+/// The cluster id the bench gives its ringraft nodes.
+const RINGRAFT_CLUSTER_ID: u64 = 7;
+
 fn ringraft_plan(launch: &Launch, dir: &Path) -> Result<Vec<Planned>, LaunchError> {
     let program = ringraft_binary(launch.ringraft_bin.as_deref())?;
     let raft: Vec<SocketAddr> = (0..launch.nodes)
         .map(|_| free_port())
         .collect::<Result<_, _>>()?;
-    let peers = |me: usize| {
-        raft.iter()
-            .enumerate()
-            .filter(|&(i, _)| i != me)
-            .map(|(i, a)| format!("{}={a}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let client: Vec<SocketAddr> = (0..launch.nodes)
+        .map(|_| free_port())
+        .collect::<Result<_, _>>()?;
     (0..launch.nodes)
         .map(|i| {
-            let client_addr = free_port()?;
+            let client_addr = client[i];
             let node_dir = dir.join(format!("node{}", i + 1));
             let mut args = vec![
                 "serve".to_string(),
-                "--node-id".into(),
+                "--id".into(),
                 (i + 1).to_string(),
                 "--data-dir".into(),
                 node_dir.display().to_string(),
@@ -305,12 +303,16 @@ fn ringraft_plan(launch: &Launch, dir: &Path) -> Result<Vec<Planned>, LaunchErro
                 raft[i].to_string(),
                 "--client-addr".into(),
                 client_addr.to_string(),
+                "--cluster-id".into(),
+                RINGRAFT_CLUSTER_ID.to_string(),
             ];
-            if launch.nodes > 1 {
-                args.extend(["--peers".into(), peers(i)]);
+            for (j, (r, c)) in raft.iter().zip(&client).enumerate() {
+                if j != i {
+                    args.extend(["--peer".into(), format!("{}={r},{c}", j + 1)]);
+                }
             }
             if launch.durability == Durability::None {
-                args.extend(["--durability".into(), "none".into()]);
+                args.extend(["--durability".into(), "nosync".into()]);
             }
             Ok(Planned {
                 name: format!("node {}", i + 1),
