@@ -5,7 +5,7 @@
 //! when a message is sent and when it would be delivered, so a partition also cuts messages
 //! already in flight.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::rng::Rng;
 
@@ -33,6 +33,10 @@ pub struct Network {
     pub params: NetParams,
     /// Directed links that are cut: `(from, to)`.
     blocked: BTreeSet<(u64, u64)>,
+    /// Directed links that are slow: `(from, to)` to the true time the slowdown started and
+    /// the most it adds to a message's delay (a congested queue: messages still arrive,
+    /// late, and a cut of the other direction does not drop them).
+    slow: BTreeMap<(u64, u64), (u64, u64)>,
 }
 
 impl Network {
@@ -41,6 +45,7 @@ impl Network {
         Network {
             params,
             blocked: BTreeSet::new(),
+            slow: BTreeMap::new(),
         }
     }
 
@@ -82,10 +87,30 @@ impl Network {
         self.blocked.remove(&(node, node));
     }
 
-    /// Restores every link.
+    /// Slows the link from `from` to `to` from `now` until the next heal: a message sent
+    /// `t` after `now` is delayed by `min(t / 2, extra_nanos)` more. The queue builds up at
+    /// half the rate of time, so arrivals keep coming, spaced at most 1.5 times as far apart
+    /// as their sends: a sudden jump would open a silence as long as the jump, and the
+    /// receiver's CheckQuorum would notice that rather than late messages.
+    pub fn slow_one_way(&mut self, from: u64, to: u64, now: u64, extra_nanos: u64) {
+        if from != to {
+            self.slow.insert((from, to), (now, extra_nanos));
+        }
+    }
+
+    /// The delay the slow link `from -> to` (if any) adds to a message sent at `now`.
+    fn slowdown(&self, from: u64, to: u64, now: u64) -> u64 {
+        self.slow
+            .get(&(from, to))
+            .map_or(0, |(since, max)| (now.saturating_sub(*since) / 2).min(*max))
+    }
+
+    /// Restores every link, slow ones included.
     pub fn heal(&mut self) {
         self.blocked.clear();
+        self.slow.clear();
     }
+
 
     /// The cut links, for traces.
     pub fn blocked_links(&self) -> &BTreeSet<(u64, u64)> {
@@ -98,9 +123,10 @@ impl Network {
         if !self.connected(from, to) || rng.chance_ppm(self.params.loss_ppm) {
             return Vec::new();
         }
-        let mut arrivals = vec![now + self.delay(rng)];
+        let sent = now + self.slowdown(from, to, now);
+        let mut arrivals = vec![sent + self.delay(rng)];
         if rng.chance_ppm(self.params.duplicate_ppm) {
-            arrivals.push(now + self.delay(rng));
+            arrivals.push(sent + self.delay(rng));
         }
         arrivals
     }

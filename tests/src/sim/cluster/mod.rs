@@ -57,6 +57,10 @@ enum Event {
     Isolate {
         node: u64,
     },
+    /// Cut every link out of `node` (the second step of a slow-acks attack).
+    CutOut {
+        node: u64,
+    },
     Persisted {
         node: u64,
         incarnation: u64,
@@ -221,6 +225,11 @@ pub struct Simulation {
     /// Inputs of paused nodes, held in arrival order until the node resumes (at the end of
     /// its pause or at the end of the faults, whichever comes first).
     paused_inputs: BTreeMap<u64, Vec<Event>>,
+    /// The leader a lease attack targets, while it runs: even clients read from it, odd
+    /// clients write elsewhere (see `on_client_next`). Cleared by every heal.
+    pinned: Option<u64>,
+    /// True time at which the running lease attack heals (no new attack before).
+    attack_until: u64,
     rng_net: Rng,
     rng_disk: Rng,
     rng_client: Rng,
@@ -263,6 +272,8 @@ impl Simulation {
             }],
             probes: 0,
             paused_inputs: BTreeMap::new(),
+            pinned: None,
+            attack_until: 0,
             muted: std::collections::BTreeSet::new(),
             leader_commits: BTreeMap::new(),
             leader_first_commit: std::collections::BTreeSet::new(),
@@ -317,7 +328,7 @@ impl Simulation {
             id,
             clock,
             self.params.snapshot_every,
-            self.params.disk_latency_nanos,
+            self.params.disk_latency_of(id),
         );
         self.nodes.insert(id, node);
         self.start_node(id);
@@ -667,8 +678,10 @@ impl Simulation {
                     );
                 }
             }
+            Event::CutOut { node } => self.cut_out(node),
             Event::Heal => {
                 self.network.heal();
+                self.pinned = None;
                 self.trace_line("network heals".to_string());
             }
             Event::Resume { node } => {
