@@ -378,9 +378,11 @@ impl SimParams {
         }
         self.attack_delay_nanos = (120_000_000, 300_000_000);
         self.write_percent = rng.range(30, 60);
+        // Two clients of each role (see `on_client_next`).
+        self.clients = 6;
         let disks = (0..NODES_MAX)
             .map(|_| {
-                if rng.chance(33) {
+                if rng.chance(50) {
                     (rng.range(10_000_000, 20_000_000), rng.range(25_000_000, 50_000_000))
                 } else {
                     (rng.range(50_000, 300_000), rng.range(500_000, 2_000_000))

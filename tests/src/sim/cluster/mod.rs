@@ -180,6 +180,8 @@ pub struct RunStats {
     pub liveness_ticks: u64,
     /// Pauses that the end of the fault phase cut short.
     pub pauses_cut_by_faults_end: u64,
+    /// The drain ended with no leader, so the run waited for the election in progress.
+    pub drain_end_waits_for_leader: bool,
     /// Times a leader's commit index advanced onto an entry of an older term (legal only as
     /// a side effect of committing a later own-term entry in the same step).
     pub old_term_commits: u64,
@@ -217,6 +219,8 @@ pub struct Simulation {
     configs: Vec<ConfigView>,
     /// Highest log index on any node when the faults stopped.
     heal_floor: u64,
+    /// The drain ended with no leader (traced once).
+    waited_for_leader: bool,
     /// Probes proposed so far.
     probes: u64,
     /// New leaders muted by the figure-8 profile (every link out of them cut until their
@@ -266,6 +270,7 @@ impl Simulation {
             phase: Phase::Faults,
             conf_applied_index: 0,
             heal_floor: 0,
+            waited_for_leader: false,
             configs: vec![ConfigView {
                 voters: (1..=params.nodes).collect(),
                 voters_outgoing: Default::default(),
@@ -429,7 +434,23 @@ impl Simulation {
                         ));
                     }
                 }
-                Phase::Draining { until } if self.now >= until => return Ok(()),
+                Phase::Draining { until } if self.now >= until => {
+                    // A leader can step down while the clients drain (one that removes
+                    // itself once its membership change commits, a lost CheckQuorum), and
+                    // the election after it may split: the end waits for that election,
+                    // within the same bound as healing, rather than judging an instant.
+                    let leader = self.current_leader().is_some();
+                    if leader || self.now >= until + self.params.liveness_bound_nanos {
+                        return Ok(());
+                    }
+                    if !self.waited_for_leader {
+                        self.waited_for_leader = true;
+                        self.stats.drain_end_waits_for_leader = true;
+                        self.trace_line(
+                            "drain ends with no leader: waiting for the election".to_string(),
+                        );
+                    }
+                }
                 _ => {}
             }
         }

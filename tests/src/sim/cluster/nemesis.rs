@@ -39,7 +39,7 @@ impl Simulation {
     }
 
     /// The live member that believes it leads with the highest term.
-    fn current_leader(&self) -> Option<u64> {
+    pub(super) fn current_leader(&self) -> Option<u64> {
         self.nodes
             .values()
             .filter(|n| n.member && n.role == Role::Leader)
@@ -565,9 +565,12 @@ impl Simulation {
     /// After the run: every acknowledged write is in the leader's log, and the history is
     /// linearizable.
     pub(super) fn final_checks(&mut self) -> Result<(), String> {
-        let leader = self
-            .current_leader()
-            .ok_or("no leader at the end of the run")?;
+        let leader = self.current_leader().ok_or(format!(
+            "no leader at the end of the run (none elected within {} ticks after the drain \
+             ended){}",
+            self.params.liveness_bound_nanos / params::TICK_NANOS,
+            self.describe_nodes()
+        ))?;
         let node = &self.nodes[&leader];
         for w in &self.acked {
             let held = w.index <= node.log.snapshot_index
