@@ -140,3 +140,44 @@ impl Network {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{NetParams, Network};
+    use crate::rng::Rng;
+
+    fn fixed_delay(nanos: u64) -> NetParams {
+        NetParams {
+            loss_ppm: 0,
+            duplicate_ppm: 0,
+            delay_min_nanos: nanos,
+            delay_max_nanos: nanos,
+            delay_long_ppm: 0,
+            delay_long_nanos: nanos,
+        }
+    }
+
+    #[test]
+    fn slow_link_builds_up_at_half_rate_caps_and_heals() {
+        let mut net = Network::new(fixed_delay(1_000));
+        let mut rng = Rng::new(7);
+        net.slow_one_way(1, 2, 10_000, 50_000);
+        // Before and at the start nothing is added; then half the elapsed time, up to the cap.
+        for (sent, extra) in [
+            (5_000, 0),
+            (10_000, 0),
+            (30_000, 10_000),
+            (110_000, 50_000),
+            (900_000, 50_000),
+        ] {
+            assert_eq!(net.route(&mut rng, 1, 2, sent), vec![sent + 1_000 + extra]);
+        }
+        // Only that direction is slow; cutting the other one leaves it delivering.
+        net.cut_one_way(2, 1);
+        assert!(net.route(&mut rng, 2, 1, 200_000).is_empty());
+        assert_eq!(net.route(&mut rng, 1, 2, 200_000), vec![251_000]);
+        net.heal();
+        assert_eq!(net.route(&mut rng, 1, 2, 200_000), vec![201_000]);
+        assert_eq!(net.route(&mut rng, 2, 1, 200_000), vec![201_000]);
+    }
+}

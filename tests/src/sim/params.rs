@@ -367,7 +367,7 @@ impl SimParams {
     /// the last round they heard; the answers to that round reach the old leader only
     /// 120-300 ms after they were sent, so a lease counted from their receipt instead of
     /// from the round's send time still holds after the new leader committed writes.
-    /// Clocks sit at the drift bound; a third of the disks are slow, so a new leader often
+    /// Clocks sit at the drift bound; half of the disks are slow, so a new leader often
     /// holds its followers' acknowledgement of its first round before its own no-op is
     /// durable.
     fn make_slow_acks(&mut self, rng: &mut Rng) {
