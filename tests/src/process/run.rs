@@ -298,8 +298,9 @@ impl Run {
             .into_iter()
             .filter(|id| !down.contains(id))
             .collect();
-        let applied = self.converged(&up)?;
+        // A process that died by itself is the clearer report than the convergence it breaks.
         self.cluster.check_processes().map_err(|e| self.error(e))?;
+        let applied = self.converged(&up)?;
         self.cluster
             .shutdown(Duration::from_secs(10))
             .map_err(|e| self.error(format!("unclean shutdown: {e}")))?;
