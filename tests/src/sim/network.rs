@@ -111,7 +111,6 @@ impl Network {
         self.slow.clear();
     }
 
-
     /// The cut links, for traces.
     pub fn blocked_links(&self) -> &BTreeSet<(u64, u64)> {
         &self.blocked

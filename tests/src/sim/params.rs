@@ -383,7 +383,10 @@ impl SimParams {
         let disks = (0..NODES_MAX)
             .map(|_| {
                 if rng.chance(50) {
-                    (rng.range(10_000_000, 20_000_000), rng.range(25_000_000, 50_000_000))
+                    (
+                        rng.range(10_000_000, 20_000_000),
+                        rng.range(25_000_000, 50_000_000),
+                    )
                 } else {
                     (rng.range(50_000, 300_000), rng.range(500_000, 2_000_000))
                 }
