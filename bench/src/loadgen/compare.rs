@@ -183,7 +183,13 @@ fn engines_spec(spec: &CompareSpec) -> engines::RunSpec {
     }
 }
 
-fn record(s: &mut EngineSummary, rep: usize, outcome: Outcome, reps: usize, say: &mut dyn FnMut(&str)) {
+fn record(
+    s: &mut EngineSummary,
+    rep: usize,
+    outcome: Outcome,
+    reps: usize,
+    say: &mut dyn FnMut(&str),
+) {
     let name = s.engine.name();
     match outcome {
         Outcome::Ran(report) => {
@@ -208,7 +214,10 @@ fn record(s: &mut EngineSummary, rep: usize, outcome: Outcome, reps: usize, say:
             s.skipped = Some(why);
         }
         Outcome::Failed(why) => {
-            say(&format!("compare: rep {}/{reps} {name} failed: {why}", rep + 1));
+            say(&format!(
+                "compare: rep {}/{reps} {name} failed: {why}",
+                rep + 1
+            ));
             s.failures.push((rep + 1, why));
         }
     }
@@ -260,8 +269,16 @@ impl EngineSummary {
 
     fn finish(&mut self) {
         self.ops_s = median(self.ran().map(|r| r.throughput_ops_s).collect());
-        self.p50_us = median(self.ran().filter_map(|r| Some(r.write_latency?.p50_us)).collect());
-        self.p99_us = median(self.ran().filter_map(|r| Some(r.write_latency?.p99_us)).collect());
+        self.p50_us = median(
+            self.ran()
+                .filter_map(|r| Some(r.write_latency?.p50_us))
+                .collect(),
+        );
+        self.p99_us = median(
+            self.ran()
+                .filter_map(|r| Some(r.write_latency?.p99_us))
+                .collect(),
+        );
         self.cpu_us_per_op = median(self.ran().filter_map(cpu_us_per_op).collect());
         self.errors = self.ran().map(|r| r.errors).sum();
         if self.setup.is_empty() {
@@ -292,9 +309,12 @@ fn ratio(summaries: &[EngineSummary], a: Engine, b: Engine) -> Option<Ratio> {
             .collect()
     };
     let throughput = per(&|r| Some(r.throughput_ops_s));
-    let range = throughput.iter().copied().fold(None, |acc: Option<(f64, f64)>, t| {
-        Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))))
-    });
+    let range = throughput
+        .iter()
+        .copied()
+        .fold(None, |acc: Option<(f64, f64)>, t| {
+            Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))))
+        });
     Some(Ratio {
         numerator: a,
         denominator: b,

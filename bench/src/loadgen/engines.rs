@@ -93,7 +93,11 @@ pub fn run_once(engine: Engine, spec: &RunSpec) -> Outcome {
     };
     let launch = Launch {
         system,
-        nodes: if system == System::Redis { 1 } else { CLUSTER_NODES },
+        nodes: if system == System::Redis {
+            1
+        } else {
+            CLUSTER_NODES
+        },
         durability: Durability::Fsync,
         ringraft_bin: spec.ringraft_bin.clone(),
         data_root: spec.data_root.clone(),
@@ -129,7 +133,12 @@ fn ringraft_memory(spec: &RunSpec) -> Outcome {
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     let propose = cluster.proposer(spec.workload.value_bytes);
-    let stats = inproc::run(&rt, &spec.workload, &propose, "ringraft-bench (nodes and clients)");
+    let stats = inproc::run(
+        &rt,
+        &spec.workload,
+        &propose,
+        "ringraft-bench (nodes and clients)",
+    );
     let ctx = Context {
         system: Engine::RingraftMemory.name().into(),
         setup: format!(
@@ -157,7 +166,12 @@ fn openraft(spec: &RunSpec) -> Outcome {
         Err(e) => return Outcome::Failed(e),
     };
     let propose = cluster.proposer(spec.workload.value_bytes);
-    let stats = inproc::run(&rt, &spec.workload, &propose, "ringraft-bench (nodes and clients)");
+    let stats = inproc::run(
+        &rt,
+        &spec.workload,
+        &propose,
+        "ringraft-bench (nodes and clients)",
+    );
     let ctx = Context {
         system: Engine::Openraft.name().into(),
         setup: format!(
