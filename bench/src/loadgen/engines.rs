@@ -122,6 +122,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("build the client runtime: {e}"))
 }
 
+/// The workload an in-process run really ran: writes only, one in flight per client.
+fn inproc_workload(w: &Workload) -> Workload {
+    Workload {
+        pipeline: 1,
+        read_percent: 0,
+        ..w.clone()
+    }
+}
+
 fn ringraft_memory(spec: &RunSpec) -> Outcome {
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -152,7 +161,11 @@ fn ringraft_memory(spec: &RunSpec) -> Outcome {
         floor: None,
     };
     drop(cluster);
-    Outcome::Ran(Box::new(RunReport::new(ctx, &spec.workload, &stats)))
+    Outcome::Ran(Box::new(RunReport::new(
+        ctx,
+        &inproc_workload(&spec.workload),
+        &stats,
+    )))
 }
 
 #[cfg(feature = "openraft")]
@@ -185,7 +198,11 @@ fn openraft(spec: &RunSpec) -> Outcome {
         floor: None,
     };
     rt.block_on(cluster.shutdown());
-    Outcome::Ran(Box::new(RunReport::new(ctx, &spec.workload, &stats)))
+    Outcome::Ran(Box::new(RunReport::new(
+        ctx,
+        &inproc_workload(&spec.workload),
+        &stats,
+    )))
 }
 
 #[cfg(not(feature = "openraft"))]

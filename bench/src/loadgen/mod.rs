@@ -10,7 +10,8 @@
 //! - [`servers`]: starting and stopping the systems;
 //! - [`floor`], [`procstat`], [`machine`]: what the report says about the machine;
 //! - [`report`]: one run's report; [`run`]: start, drive, report;
-//! - [`engines`], [`compare`]: the interleaved side-by-side comparison.
+//! - [`engines`], [`compare`]: the interleaved side-by-side comparison; [`sweep`]: client
+//!   counts with SVG charts.
 
 pub mod compare;
 pub mod driver;
@@ -26,5 +27,6 @@ pub mod procstat;
 pub mod report;
 pub mod run;
 pub mod servers;
+pub mod sweep;
 pub mod wire;
 pub mod workload;

@@ -15,6 +15,7 @@ use ringraft_bench::loadgen::engines::Engine;
 use ringraft_bench::loadgen::report::RunReport;
 use ringraft_bench::loadgen::run::{self, Options};
 use ringraft_bench::loadgen::servers::{Launch, System};
+use ringraft_bench::loadgen::sweep::{self, SweepSpec, CLIENTS_DEFAULT};
 use ringraft_bench::loadgen::wire::Protocol;
 use ringraft_bench::loadgen::workload::{parse_duration, Durability, Workload};
 
@@ -40,12 +41,42 @@ enum Command {
     /// minimal benchmark) with the same workload, interleaved, >= 3 repetitions each; a
     /// table of medians and ratios.
     Compare(CompareArgs),
+    /// Each engine at each client count (1, 4, 16, 64, 256 by default): sweep.json plus
+    /// throughput.svg and latency.svg (p50 and p99) in --out.
+    Sweep(SweepArgs),
 }
 
 /// Phases of a single run: the README's main job.
 const RUN_PHASES: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(20));
 /// Phases of each run of `compare` and `sweep`, which make many runs.
 const MULTI_PHASES: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(5));
+
+#[derive(Args, Debug, Clone)]
+struct SweepArgs {
+    /// Engines to sweep, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Engine::Ringraft, Engine::Etcd, Engine::Redis])]
+    engines: Vec<Engine>,
+    /// Client counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = CLIENTS_DEFAULT)]
+    clients_list: Vec<usize>,
+    /// Directory for sweep.json, throughput.svg and latency.svg.
+    #[arg(long, default_value = "ringraft-bench-sweep")]
+    out: PathBuf,
+    /// The `ringraft` binary (default: next to this executable).
+    #[arg(long)]
+    ringraft_bin: Option<PathBuf>,
+    /// Directory for the temporary data directories (default: $TMPDIR or /tmp).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// No progress line (the one-line result of each run still goes to stderr).
+    #[arg(long)]
+    quiet: bool,
+    /// Print the report as JSON instead of text (it is written to --out either way).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    load: WorkloadArgs,
+}
 
 #[derive(Args, Debug, Clone)]
 struct CompareArgs {
@@ -184,6 +215,7 @@ fn main() -> ExitCode {
         None => single(&cli.run),
         Some(Command::Run(args)) => single(&args),
         Some(Command::Compare(args)) => compare(&args),
+        Some(Command::Sweep(args)) => sweep(&args),
     };
     match result {
         Ok(code) => code,
@@ -250,6 +282,33 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, run::RunError> {
     // Skipped or failing peers never fail the comparison; only a comparison in which
     // nothing ran does.
     if report.engines.iter().any(|e| e.ops_s.is_some()) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("ringraft-bench: no engine ran");
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn sweep(args: &SweepArgs) -> Result<ExitCode, run::RunError> {
+    let spec = SweepSpec {
+        engines: args.engines.clone(),
+        clients: args.clients_list.clone(),
+        workload: args.load.workload(MULTI_PHASES),
+        ringraft_bin: args.ringraft_bin.clone(),
+        data_root: run::data_root(args.data_root.as_deref()),
+        out_dir: args.out.clone(),
+        progress: !args.quiet,
+    };
+    let report = match sweep::sweep(&spec, &mut |line| eprintln!("{line}")) {
+        Ok(r) => r,
+        Err(sweep::SweepError::Run(e)) => return Err(e),
+        Err(e) => {
+            eprintln!("ringraft-bench: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    print(args.json, &report, &report.to_text())?;
+    if report.points.iter().any(|p| p.ops_s.is_some()) {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("ringraft-bench: no engine ran");
