@@ -1,5 +1,5 @@
-//! Randomized fault schedules for the `soak` command: from one seed, a cluster size and a
-//! sequence of faults (kill, pause, partition, one-way cut, power cut, transfer), each held
+//! Randomized fault schedules for the `soak` command: from one seed, a cluster size, maybe a
+//! node with a skewed clock, and a sequence of faults (kill, pause, partition, one-way cut, power cut, transfer), each held
 //! for a seeded time, healed, and followed by a check that the cluster makes progress again.
 //! The schedule's choices replay from the seed; the processes' timing does not (real
 //! processes), so a failing run keeps its history and node logs ([`super::run::Run::keep`]).
@@ -65,13 +65,22 @@ impl Fault {
     }
 }
 
-/// The seeded choices of one run: its cluster size and the seed of its fault stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Clock rates a skewed node runs at, in thousandths: 0.995 to 1.005, so that any two
+/// clocks differ by at most 0.5 %, within the default 1 % drift bound that lease reads
+/// assume (beyond it a stale lease read is allowed; `process_faults.rs` shows that case).
+const SKEW_PERMILLE: (u64, u64) = (995, 1005);
+
+/// The seeded choices of one run: its cluster size, a node with a skewed clock, and the seed
+/// of its fault stream.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Plan {
     /// The run's seed.
     pub seed: u64,
     /// 3 nodes usually, 5 one time in four.
     pub nodes: u64,
+    /// One time in three, a node whose clocks run at this rate (through libfaketime; the
+    /// run goes without it when libfaketime is not installed).
+    pub skew: Option<(u64, f64)>,
 }
 
 impl Plan {
@@ -79,8 +88,23 @@ impl Plan {
     pub fn new(seed: u64) -> Plan {
         let mut rng = Rng::new(seed);
         let nodes = if rng.chance(25) { 5 } else { 3 };
-        Plan { seed, nodes }
+        let skew = rng.chance(33).then(|| {
+            let permille = rng.range(SKEW_PERMILLE.0, SKEW_PERMILLE.1);
+            (rng.range(1, nodes), permille as f64 / 1000.0)
+        });
+        Plan { seed, nodes, skew }
     }
+}
+
+/// What a schedule did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Done {
+    /// Faults applied.
+    pub faults: u64,
+    /// Longest time from a fault's undoing (processes restarted or resumed, links healed) to
+    /// the next acknowledged write. Reported, never asserted (tests do not assert on speed);
+    /// the bound is twice the maximum election timeout plus 1 s, 1.4 s by default.
+    pub heal_to_write_max: Duration,
 }
 
 /// Applies faults drawn from `rng` to `run` until `fault_time` has passed (at least one),
@@ -94,17 +118,20 @@ pub fn run_faults(
     rng: &mut Rng,
     fault_time: Duration,
     log: &mut Vec<String>,
-) -> Result<u64, RunError> {
+) -> Result<Done, RunError> {
     let end = Instant::now() + fault_time;
-    let mut faults = 0;
-    while faults == 0 || Instant::now() < end {
+    let mut done = Done::default();
+    while done.faults == 0 || Instant::now() < end {
         let fault = Fault::draw(rng);
         let hold = Duration::from_millis(rng.range(HOLD_MS_MIN, HOLD_MS_MAX));
         let what = apply(run, rng, fault, hold)?;
+        let to_write = run.wait_next_write(&format!("after {fault:?}"))?;
+        done.heal_to_write_max = done.heal_to_write_max.max(to_write);
         let line = format!(
-            "{:>6} ms: {fault:?} held {} ms: {what}",
+            "{:>6} ms: {fault:?} held {} ms, next write {} ms later: {what}",
             run.elapsed().as_millis(),
-            hold.as_millis()
+            hold.as_millis(),
+            to_write.as_millis()
         );
         run.say(&line);
         log.push(line);
@@ -113,9 +140,9 @@ pub fn run_faults(
         run.cluster
             .check_processes()
             .map_err(|e| run.error(format!("after {fault:?}: {e}")))?;
-        faults += 1;
+        done.faults += 1;
     }
-    Ok(faults)
+    Ok(done)
 }
 
 fn restart(run: &mut Run, id: u64) -> Result<(), RunError> {
@@ -261,6 +288,10 @@ mod tests {
         let plans: Vec<Plan> = (0..200).map(Plan::new).collect();
         assert_eq!(plans, (0..200).map(Plan::new).collect::<Vec<_>>());
         assert!(plans.iter().any(|p| p.nodes == 3) && plans.iter().any(|p| p.nodes == 5));
+        assert!(plans.iter().any(|p| p.skew.is_some()) && plans.iter().any(|p| p.skew.is_none()));
+        for (node, rate) in plans.iter().filter_map(|p| p.skew) {
+            assert!((1..=5).contains(&node) && (0.995..=1.005).contains(&rate));
+        }
     }
 
     #[test]
