@@ -285,6 +285,8 @@ impl<S: StateMachine> Boot<S> {
             Some(io) => ringraft_wal::Wal::open_with_backend(Arc::clone(io), wal_config)?,
             None => ringraft_wal::Wal::open(cfg.data_dir.join("wal"), wal_config)?,
         };
+        // Shared with the thread that deletes compacted segments off the loop.
+        let wal = Arc::new(wal);
         let stored = storage::load(&wal, &cfg.initial_voters).map_err(StartError::Recovery)?;
         let snap_dir = cfg.data_dir.join("snap");
         let snapshot_index = stored.initial.snapshot.index;
