@@ -78,6 +78,8 @@ pub(crate) enum SnapshotEvent {
 struct Finishing {
     index: LogIndex,
     stage: FinishStage,
+    /// The entries the core's compaction dropped, freed on the deleting thread.
+    garbage: Vec<Entry>,
 }
 
 enum FinishStage {
@@ -166,6 +168,20 @@ pub(crate) struct LoopState<S> {
     inbox_closed: bool,
     /// WAL backpressure (see `backpressure.rs`).
     wal: backpressure::WalLoad,
+    /// What the current loop turn did, reported if it stalls.
+    turn: TurnStats,
+}
+
+/// Work done in one loop turn (wall time: a CPU-starved thread shows up here too).
+#[derive(Default, Debug)]
+struct TurnStats {
+    requests: u32,
+    messages: u32,
+    events: u32,
+    readies: u32,
+    applied: u32,
+    apply: Duration,
+    snapshot: Duration,
 }
 
 impl<S> Default for LoopState<S> {
@@ -191,6 +207,7 @@ impl<S> Default for LoopState<S> {
             requests_closed: false,
             inbox_closed: false,
             wal: backpressure::WalLoad::default(),
+            turn: TurnStats::default(),
         }
     }
 }
@@ -275,12 +292,23 @@ impl<S: StateMachine> Runner<S> {
             () = tokio::time::sleep_until(deadline) => {}
         }
         let started = StdInstant::now();
+        self.state.turn = TurnStats::default();
         self.drain()?;
         let drained = started.elapsed();
         // Ticks are checked on every turn, not only when the timer branch wins: a steady
         // stream of requests or messages must not starve heartbeats and elections.
         let now = tokio::time::Instant::now();
         if now >= *next_tick {
+            let late = now - *next_tick;
+            if late >= LOOP_STALL_WARN {
+                // The loop did not run for this long (starved of CPU, or a long turn).
+                tracing::debug!(
+                    id = %self.config.id(),
+                    late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX),
+                    role = ?self.state.role,
+                    "tick late"
+                );
+            }
             self.on_tick();
             // After a stall, resume the cadence from now rather than firing a burst.
             *next_tick = (*next_tick + tick).max(now);
@@ -294,6 +322,7 @@ impl<S: StateMachine> Runner<S> {
                 id = %self.config.id(),
                 drain_us = u64::try_from(drained.as_micros()).unwrap_or(u64::MAX),
                 total_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+                turn = ?self.state.turn,
                 "node loop turn stalled"
             );
         }
@@ -373,6 +402,7 @@ impl<S: StateMachine> Runner<S> {
 
     fn handle_ready(&mut self, rd: Ready) -> Result<(), Fatal> {
         Metrics::inc(&self.metrics.counters.readies, 1);
+        self.state.turn.readies += 1;
         if let Some(ss) = rd.soft_state {
             self.on_soft_state(ss.role, ss.leader);
         }
@@ -508,6 +538,7 @@ impl<S: StateMachine> Runner<S> {
     }
 
     fn on_incoming(&mut self, inc: Incoming) {
+        self.state.turn.messages += 1;
         match inc {
             Incoming::Message { from, payload } => self.on_message(from, payload),
             Incoming::Snapshot(rx) => self.receive_snapshot(rx),

@@ -4,6 +4,7 @@ use super::*;
 
 impl<S: StateMachine> Runner<S> {
     pub(super) fn on_request(&mut self, req: Request<S>) -> Result<(), Fatal> {
+        self.state.turn.requests += 1;
         match req {
             Request::Propose {
                 data,

@@ -7,6 +7,14 @@ use super::*;
 /// Snapshots: taking them, streaming them to followers, installing received ones.
 impl<S: StateMachine> Runner<S> {
     pub(super) fn on_event(&mut self, ev: SnapshotEvent) -> Result<(), Fatal> {
+        self.state.turn.events += 1;
+        let t0 = StdInstant::now();
+        let r = self.on_event_inner(ev);
+        self.state.turn.snapshot += t0.elapsed();
+        r
+    }
+
+    fn on_event_inner(&mut self, ev: SnapshotEvent) -> Result<(), Fatal> {
         match ev {
             SnapshotEvent::Sent { to, ok } => {
                 self.state.sending.remove(&to);
@@ -194,6 +202,7 @@ impl<S: StateMachine> Runner<S> {
         self.state.finishing = Some(Finishing {
             index,
             stage: FinishStage::Meta(ticket),
+            garbage: self.raw.take_compacted(),
         });
         Ok(())
     }
@@ -244,12 +253,18 @@ impl<S: StateMachine> Runner<S> {
     /// removal and directory syncs can wait behind other writers' data on ext4); the
     /// outcome comes back as [`SnapshotEvent::Compacted`].
     fn spawn_delete(&mut self, index: LogIndex) {
+        let garbage = self
+            .state
+            .finishing
+            .as_mut()
+            .map(|f| std::mem::take(&mut f.garbage));
         let (wal, dir, events) = (
             Arc::clone(&self.wal),
             self.snap_dir.clone(),
             self.events_tx.clone(),
         );
         let work = move || {
+            drop(garbage);
             let result = wal.delete_compacted().map_err(|e| e.to_string());
             if let Err(e) = snapshot::prune(&dir, index) {
                 // A concurrent install may have pruned the same files first.
