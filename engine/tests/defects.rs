@@ -362,3 +362,31 @@ fn auto_leave_refused_during_a_transfer_is_retried_on_tick() {
         [NodeId(1), NodeId(2), NodeId(4)].into_iter().collect()
     );
 }
+
+/// Item 4 through a truncation (found by `fuzz_peers.rs`): a Ready wrote 1/1 2/3; the leader
+/// of term 5 replaced both with 1/2 2/3 (breaking log matching, as a faulty peer can); the
+/// completion of the first Ready matched 2/3 by (index, term) and marked it persisted while
+/// 1/2 was still pending. A Ready now confirms only what is below every later truncation.
+#[test]
+fn item4_ready_from_before_a_truncation_confirms_nothing_after_it() {
+    let mut f = follower(2);
+    let mut ents = entries(1, 1, 1, 1);
+    ents.extend(entries(2, 3, 1, 1));
+    f.step(append(2, 3, (0, 0), ents, 0), NOW).expect("append");
+    let old = f.ready();
+    let mut ents = entries(1, 2, 1, 1);
+    ents.extend(entries(2, 3, 1, 1));
+    let mut again = append(2, 5, (0, 0), ents, 0);
+    again.from = NodeId(1);
+    f.step(again, NOW).expect("conflicting append");
+    let new = f.ready();
+    assert_eq!(new.entries.first().map(|e| e.index), Some(LogIndex(1)));
+    f.on_persisted(old.number, NOW);
+    assert_eq!(
+        f.status().persisted,
+        LogIndex(0),
+        "1/2 and 2/3 of the later Ready are not durable yet"
+    );
+    f.on_persisted(new.number, NOW);
+    assert_eq!(f.status().persisted, LogIndex(2));
+}

@@ -8,28 +8,18 @@
 //! every committed index); no process died by a signal it was not sent or panicked; the fault
 //! happened (the leader changed, the partition dropped traffic). Runs are serialized (one
 //! cluster at a time on the 2-core machine) and bounded: each stops its clients after at most
-//! `RUN_MAX`. A run whose tool (the binary, root, libfaketime) is missing prints a SKIPPED
+//! `run::RUN_MAX_DEFAULT`. A run whose tool (the binary, root, libfaketime) is missing prints a SKIPPED
 //! line. `RINGRAFT_FAULT_SEED=n` changes the seeded choices (keys, mix, which follower).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
-use ringraft_tests::linearizability::Input;
 use ringraft_tests::process::checks;
-use ringraft_tests::process::client::Client;
-use ringraft_tests::process::cluster::{Cluster, ClusterSpec};
-use ringraft_tests::process::recorder::{key_name, Recorder, Workload, WorkloadConfig};
+use ringraft_tests::process::cluster::ClusterSpec;
+use ringraft_tests::process::run::{self, or_fail, Run, RunOptions};
 use ringraft_tests::process::tools;
 
-/// Longest a run's clients go on (a safety net: each phase waits for operation counts).
-const RUN_MAX: Duration = Duration::from_secs(20);
-/// Acknowledged operations before the fault and after healing: a run that does less proves
-/// nothing.
-const OPS_BEFORE_FAULT: u64 = 200;
-/// Longest wait for a leader, for convergence, for an operation count (a safety net, 10x what
-/// a healthy cluster needs).
-const WAIT_MAX: Duration = Duration::from_secs(10);
 /// Longer than the election timeout (100-200 ms by default) many times over.
 const PAUSE: Duration = Duration::from_millis(1500);
 
@@ -46,208 +36,30 @@ fn seed() -> u64 {
         .unwrap_or(1)
 }
 
-/// One fault run in progress.
-struct Run {
-    name: &'static str,
-    cluster: Cluster,
-    recorder: Arc<Recorder>,
-    workload: Option<Workload>,
-    config: WorkloadConfig,
-    started: Instant,
-    _dir: tempfile::TempDir,
-}
-
-/// Starts a cluster and its clients, or prints why the run is skipped.
-fn start(name: &'static str, nodes: u64, adjust: impl FnOnce(&mut ClusterSpec)) -> Option<Run> {
-    let Some(binary) = tools::ringraft_binary() else {
-        tools::skip(name, "no ringraft binary (build it, or set RINGRAFT_BIN)");
-        return None;
-    };
-    if !tools::serve_flags_supported(&binary) {
-        tools::skip(
-            name,
-            "`ringraft serve --help` lacks the flags the harness passes",
-        );
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut spec = ClusterSpec::new(binary, nodes, dir.path());
-    adjust(&mut spec);
-    let cluster = Cluster::start(&spec).expect("start the cluster");
-    let (leader, term) = cluster
-        .wait_leader(&[], WAIT_MAX)
-        .unwrap_or_else(|| panic!("{name}: no leader; logs in {}", dir.path().display()));
-    println!("{name}: leader {leader} in term {term}");
-    let config = WorkloadConfig {
-        seed: seed(),
-        ..WorkloadConfig::default()
-    };
-    let recorder = Arc::new(Recorder::default());
-    let workload = Workload::start(&cluster.client_addrs(), &config, &recorder, RUN_MAX);
-    let run = Run {
-        name,
-        cluster,
-        recorder,
-        workload: Some(workload),
-        config,
-        started: Instant::now(),
-        _dir: dir,
-    };
-    run.wait_ops(OPS_BEFORE_FAULT, "before the fault");
-    let secs = run.started.elapsed().as_secs_f64();
-    println!(
-        "{name}: {} operations acknowledged before the fault ({:.0}/s)",
-        run.acked(),
-        run.acked() as f64 / secs.max(1e-3)
-    );
-    Some(run)
-}
-
-impl Run {
-    fn acked(&self) -> u64 {
-        self.recorder.acked_writes() + self.recorder.ok_reads()
-    }
-
-    /// Waits until `more` further operations are acknowledged.
-    fn wait_ops(&self, more: u64, when: &str) {
-        let target = self.acked() + more;
-        let deadline = Instant::now() + WAIT_MAX;
-        while self.acked() < target {
-            assert!(
-                Instant::now() < deadline,
-                "{}: only {} of {target} operations acknowledged {when}",
-                self.name,
-                self.acked()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Lets the clients run during a fault for `d`.
-    fn during(&self, d: Duration) {
-        std::thread::sleep(d);
-    }
-
-    /// Heals, waits for a leader and for progress, stops the clients, reads every key back,
-    /// checks everything. `down` nodes are left out of the replica checks (a node that must
-    /// stay down).
-    fn finish(mut self, down: &[u64]) {
-        let name = self.name;
-        self.cluster.heal();
-        let (leader, term) = self
-            .cluster
-            .wait_leader(down, WAIT_MAX)
-            .unwrap_or_else(|| panic!("{name}: no leader after healing"));
-        self.wait_ops(OPS_BEFORE_FAULT / 2, "after healing");
-        self.workload.take().expect("clients").stop();
-        // Final reads through the leader, recorded: the linearizability check then covers
-        // the end state too.
-        let mut c = Client::new(self.cluster.node(leader).client, Duration::from_secs(5));
-        let mut finals = Vec::new();
-        for k in 0..self.config.keys {
-            let h = self.recorder.history().len();
-            assert!(
-                self.recorder.run_op(1000, &mut c, k, Input::Get),
-                "{name}: final read of key {k} failed"
-            );
-            let op = self.recorder.history().operation(h).clone();
-            finals.push((k, op.completion.expect("completed").1));
-        }
-        let history = self.recorder.history();
-        let counts = checks::counts(&history);
-        println!(
-            "{name}: leader {leader} term {term}; {} writes acknowledged, {} unknown, {} reads",
-            counts.writes_acked, counts.writes_unknown, counts.reads_ok
-        );
-        checks::linearizable(&history).unwrap_or_else(|e| panic!("{name}: {e}"));
-        checks::no_acked_write_lost(&history, &checks::final_values(&finals))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let up: Vec<u64> = self
-            .cluster
-            .ids()
-            .into_iter()
-            .filter(|id| !down.contains(id))
-            .collect();
-        let applied = self.converged(&up);
-        self.cluster
-            .check_processes()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        self.cluster
-            .shutdown(Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("{name}: unclean shutdown: {e}"));
-        let dirs: Vec<&Path> = up
-            .iter()
-            .map(|&id| self.cluster.node(id).data_dir.as_path())
-            .collect();
-        let logs = checks::logs_agree(&dirs, 0).unwrap_or_else(|e| panic!("{name}: {e}"));
-        println!(
-            "{name}: replicas agree at applied index {applied}; {} committed entries compared",
-            logs.compared
-        );
-    }
-
-    /// The nodes `up` converge: same commit and applied index, same value of every key.
-    fn converged(&self, up: &[u64]) -> u64 {
-        let keys: Vec<String> = (0..self.config.keys).map(key_name).collect();
-        let deadline = Instant::now() + WAIT_MAX;
-        loop {
-            let r = self
-                .cluster
-                .wait_converged(up, WAIT_MAX)
-                .and_then(|applied| self.cluster.replicas_agree(up, &keys).map(|()| applied));
-            match r {
-                Ok(applied) => return applied,
-                Err(e) if Instant::now() >= deadline => panic!("{}: {e} (up: {up:?})", self.name),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    }
-
-    fn leader(&self) -> u64 {
-        self.cluster
-            .wait_leader(&[], WAIT_MAX)
-            .unwrap_or_else(|| panic!("{}: no leader", self.name))
-            .0
-    }
-
-    fn follower(&self, leader: u64) -> u64 {
-        let others: Vec<u64> = self
-            .cluster
-            .ids()
-            .into_iter()
-            .filter(|&i| i != leader)
-            .collect();
-        others[(seed() as usize) % others.len()]
-    }
-
-    /// Waits for a leader other than `old` (proof that the fault forced an election).
-    fn new_leader(&self, old: u64) -> u64 {
-        let (id, term) = self
-            .cluster
-            .wait_leader(&[old], WAIT_MAX)
-            .unwrap_or_else(|| panic!("{}: no new leader after the fault on {old}", self.name));
-        println!("{}: new leader {id} in term {term}", self.name);
-        id
-    }
+/// Starts a run with the seed of `RINGRAFT_FAULT_SEED`, or `None` when it is skipped.
+fn start(name: &str, nodes: u64, adjust: impl FnOnce(&mut ClusterSpec)) -> Option<Run> {
+    or_fail(run::start(RunOptions::new(name, nodes, seed()), |spec| {
+        adjust(spec);
+        Ok(())
+    }))
 }
 
 #[test]
 fn sigkill_leader_then_restart() {
     let _s = serial();
-    let Some(run) = start("sigkill_leader", 3, |_| {}) else {
+    let Some(mut run) = start("sigkill_leader", 3, |_| {}) else {
         return;
     };
-    let leader = run.leader();
-    let mut run = run;
+    let leader = or_fail(run.leader());
     run.cluster.node_mut(leader).proc.kill().expect("kill");
-    run.new_leader(leader);
-    run.wait_ops(50, "without the old leader");
+    or_fail(run.new_leader(leader));
+    or_fail(run.wait_ops(50, "without the old leader"));
     run.cluster
         .node_mut(leader)
         .proc
         .restart()
         .expect("restart");
-    run.finish(&[]);
+    or_fail(run.finish(&[]));
 }
 
 #[test]
@@ -256,12 +68,12 @@ fn sigkill_follower_then_restart() {
     let Some(mut run) = start("sigkill_follower", 3, |_| {}) else {
         return;
     };
-    let leader = run.leader();
+    let leader = or_fail(run.leader());
     let f = run.follower(leader);
     run.cluster.node_mut(f).proc.kill().expect("kill");
-    run.wait_ops(100, "with a follower down");
+    or_fail(run.wait_ops(100, "with a follower down"));
     run.cluster.node_mut(f).proc.restart().expect("restart");
-    run.finish(&[]);
+    or_fail(run.finish(&[]));
 }
 
 #[test]
@@ -270,7 +82,7 @@ fn sigkill_majority_then_restart() {
     let Some(mut run) = start("sigkill_majority", 3, |_| {}) else {
         return;
     };
-    let leader = run.leader();
+    let leader = or_fail(run.leader());
     let f = run.follower(leader);
     run.cluster.node_mut(leader).proc.kill().expect("kill");
     run.cluster.node_mut(f).proc.kill().expect("kill");
@@ -282,7 +94,7 @@ fn sigkill_majority_then_restart() {
         .restart()
         .expect("restart");
     run.cluster.node_mut(f).proc.restart().expect("restart");
-    run.finish(&[]);
+    or_fail(run.finish(&[]));
 }
 
 #[test]
@@ -291,41 +103,41 @@ fn sigstop_leader_past_the_election_timeout() {
     let Some(mut run) = start("sigstop_leader", 3, |_| {}) else {
         return;
     };
-    let leader = run.leader();
+    let leader = or_fail(run.leader());
     run.cluster.node_mut(leader).proc.stop().expect("stop");
-    run.new_leader(leader);
+    or_fail(run.new_leader(leader));
     run.during(PAUSE);
     // The old leader wakes up believing it leads: clients still send it reads and writes,
     // and the history shows whether it served a stale read.
     run.cluster.node_mut(leader).proc.cont().expect("cont");
-    run.wait_ops(100, "after the old leader woke");
-    run.finish(&[]);
+    or_fail(run.wait_ops(100, "after the old leader woke"));
+    or_fail(run.finish(&[]));
 }
 
 #[test]
 fn partition_isolates_the_leader() {
     let _s = serial();
-    let Some(run) = start("isolate_leader", 3, |_| {}) else {
+    let Some(mut run) = start("isolate_leader", 3, |_| {}) else {
         return;
     };
-    let leader = run.leader();
+    let leader = or_fail(run.leader());
     run.cluster.isolate(leader);
-    run.new_leader(leader);
-    run.wait_ops(100, "with the old leader isolated");
+    or_fail(run.new_leader(leader));
+    or_fail(run.wait_ops(100, "with the old leader isolated"));
     assert!(
         run.cluster.dropped_bytes() > 0,
         "the partition dropped no traffic"
     );
-    run.finish(&[]);
+    or_fail(run.finish(&[]));
 }
 
 #[test]
 fn partition_bridge_of_five() {
     let _s = serial();
-    let Some(run) = start("bridge", 5, |_| {}) else {
+    let Some(mut run) = start("bridge", 5, |_| {}) else {
         return;
     };
-    let leader = run.leader();
+    let leader = or_fail(run.leader());
     // {leader, a} | bridge b | {c, d}: only b talks to both sides.
     let others: Vec<u64> = run
         .cluster
@@ -336,29 +148,29 @@ fn partition_bridge_of_five() {
     let (a, b, cd) = (others[0], others[1], [others[2], others[3]]);
     run.cluster.partition(&[leader, a], &cd);
     run.during(PAUSE);
-    run.wait_ops(100, "with a bridge partition");
+    or_fail(run.wait_ops(100, "with a bridge partition"));
     assert!(
         run.cluster.dropped_bytes() > 0,
         "the partition dropped no traffic"
     );
     println!("bridge: {leader},{a} | {b} | {},{}", cd[0], cd[1]);
-    run.finish(&[]);
+    or_fail(run.finish(&[]));
 }
 
 #[test]
 fn one_way_partition_from_the_leader() {
     let _s = serial();
-    let Some(run) = start("one_way", 3, |_| {}) else {
+    let Some(mut run) = start("one_way", 3, |_| {}) else {
         return;
     };
-    let leader = run.leader();
+    let leader = or_fail(run.leader());
     // The leader's messages are lost; it still hears the followers.
     for f in run.cluster.ids().into_iter().filter(|&i| i != leader) {
         run.cluster.cut(leader, f);
     }
-    run.new_leader(leader);
-    run.wait_ops(100, "with the leader's outbound links cut");
-    run.finish(&[]);
+    or_fail(run.new_leader(leader));
+    or_fail(run.wait_ops(100, "with the leader's outbound links cut"));
+    or_fail(run.finish(&[]));
 }
 
 fn skewed_clock(name: &'static str, rate: f64, read_mode: &'static str, must_hold: bool) {
@@ -367,19 +179,19 @@ fn skewed_clock(name: &'static str, rate: f64, read_mode: &'static str, must_hol
         tools::skip(name, "libfaketime is not installed (Debian faketime)");
         return;
     };
-    let Some(run) = start(name, 3, |spec| {
+    let Some(mut run) = start(name, 3, |spec| {
         spec.read_mode = read_mode;
         // Node 1 usually wins the first election (it starts first); the skewed clock is its.
         spec.env.insert(1, tools::clock_rate_env(&lib, rate));
     }) else {
         return;
     };
-    let leader = run.leader();
+    let leader = or_fail(run.leader());
     run.cluster.isolate(leader);
-    run.new_leader(leader);
-    run.wait_ops(100, "with the skewed leader isolated");
+    or_fail(run.new_leader(leader));
+    or_fail(run.wait_ops(100, "with the skewed leader isolated"));
     if must_hold {
-        run.finish(&[]);
+        or_fail(run.finish(&[]));
         return;
     }
     // Beyond the drift bound a lease read on the old leader may be stale: report, not assert.
@@ -420,7 +232,7 @@ fn bit_flip_in_a_committed_wal_record_is_refused_at_start() {
     let Some(mut run) = start("bit_flip", 3, |_| {}) else {
         return;
     };
-    let leader = run.leader();
+    let leader = or_fail(run.leader());
     let f = run.follower(leader);
     let (_, clean) = run
         .cluster
@@ -437,7 +249,7 @@ fn bit_flip_in_a_committed_wal_record_is_refused_at_start() {
         .cluster
         .node_mut(f)
         .proc
-        .wait_exit(WAIT_MAX)
+        .wait_exit(run.opts.wait_max)
         .expect("wait")
         .unwrap_or_else(|| panic!("bit_flip: node {f} started on a corrupt WAL"));
     assert!(!status.success(), "bit_flip: node {f} exited 0");
@@ -450,8 +262,8 @@ fn bit_flip_in_a_committed_wal_record_is_refused_at_start() {
         !run.cluster.node(f).proc.panicked(),
         "bit_flip: the refusal is a panic"
     );
-    run.wait_ops(100, "with the corrupt node down");
-    run.finish(&[f]);
+    or_fail(run.wait_ops(100, "with the corrupt node down"));
+    or_fail(run.finish(&[f]));
 }
 
 /// Flips one payload bit of an entry frame that later frames follow (so recovery can prove

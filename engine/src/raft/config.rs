@@ -34,6 +34,10 @@ pub enum Mutation {
     /// Accept proposals and AppendEntries entries over `entry_bytes_max` (the storage then
     /// refuses them and the node stops).
     AcceptOversizedEntries,
+    /// A Ready handed out before the log was rewritten (a truncated suffix, a discard by a
+    /// snapshot) still confirms its last entry by (index, term) when it completes, so entries
+    /// received after the rewrite count as durable before they are (issue 13 item 4).
+    ConfirmReadyAcrossRewrite,
 }
 
 /// Configuration of one core. Build with [`Config::new`], adjust fields, then

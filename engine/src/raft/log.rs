@@ -1,5 +1,7 @@
 //! The in-memory view of the log since the last snapshot, with its durability marks.
 
+use std::collections::VecDeque;
+
 use crate::raft::entries::Entries;
 use crate::raft::message::RejectHint;
 use crate::raft::types::{Entry, LogIndex, Term};
@@ -27,8 +29,12 @@ pub(crate) struct RaftLog {
     /// as it is here (dropped on truncation), so sub-runs of it can be handed out again without
     /// copying: one batch serves the WAL, every follower and the state machine.
     shared: Entries,
-    /// Discards of the whole log by [`RaftLog::restore`]; see [`RaftLog::generation`].
-    generation: u64,
+    /// Rewrites of the log so far: truncations of a conflicting suffix and discards by a
+    /// snapshot. See [`RaftLog::confirmable`].
+    rewrites: u64,
+    /// `(rewrite number, first index it removed)` of the rewrites a pending Ready may predate;
+    /// pruned by [`RaftLog::forget_cuts`].
+    cuts: VecDeque<(u64, LogIndex)>,
     /// Entries dropped by [`RaftLog::compact`], kept so that the runtime can free them off
     /// its loop (freeing 100K entries took 80 ms of a loop turn under load; see
     /// `RawNode::take_compacted`).
@@ -48,7 +54,8 @@ impl RaftLog {
             persisted: last,
             commit: commit.max(index),
             shared: Entries::default(),
-            generation: 0,
+            rewrites: 0,
+            cuts: VecDeque::new(),
             compacted: Vec::new(),
         };
         log.assert_contiguous();
@@ -219,6 +226,12 @@ impl RaftLog {
         self.entries.truncate(offset);
         self.unstable_from = self.unstable_from.min(index);
         self.persisted = self.persisted.min(index.prev());
+        self.cut_from(index);
+    }
+
+    fn cut_from(&mut self, index: LogIndex) {
+        self.rewrites += 1;
+        self.cuts.push_back((self.rewrites, index));
     }
 
     /// The hint a follower sends when it rejects an append at (`prev_index`, `prev_term`).
@@ -328,13 +341,33 @@ impl RaftLog {
         self.snapshot_term = term;
         self.unstable_from = index.next();
         self.persisted = index;
-        self.generation += 1;
+        self.cut_from(index.next());
     }
 
-    /// How many times the whole log was discarded by a snapshot. A Ready handed out in an
-    /// earlier generation names entries that are gone (issue 13 item 4).
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation
+    /// How many times the log was rewritten (a suffix truncated, or all of it discarded by a
+    /// snapshot). A Ready records this when it is handed out.
+    pub(crate) fn rewrites(&self) -> u64 {
+        self.rewrites
+    }
+
+    /// The highest index up to which a Ready handed out after `rewrites` rewrites, whose last
+    /// entry was `index`, wrote entries that are still the log's: below every later cut.
+    /// Matching the entry by (index, term) is not enough: peers that break log matching can
+    /// put the same (index, term) back over a different prefix, and the completion of the old
+    /// write would then confirm entries whose own writes are still pending (issue 13 item 4).
+    pub(crate) fn confirmable(&self, rewrites: u64, index: LogIndex) -> LogIndex {
+        self.cuts
+            .iter()
+            .filter(|(n, _)| *n > rewrites)
+            .map(|(_, from)| from.prev())
+            .fold(index, LogIndex::min)
+    }
+
+    /// No pending Ready predates rewrite `rewrites`: the cuts up to it are not needed.
+    pub(crate) fn forget_cuts(&mut self, rewrites: u64) {
+        while self.cuts.front().is_some_and(|(n, _)| *n <= rewrites) {
+            self.cuts.pop_front();
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-use crate::raft::config::Config;
+use crate::raft::config::{Config, Mutation};
 use crate::raft::core::Core;
 use crate::raft::errors::{
     ConfigError, ProposeError, ReadError, SnapshotError, StepError, TransferError,
@@ -142,7 +142,7 @@ impl RawNode {
         c.handed_out = c.handed_out.max(apply_to);
         self.records.push_back(ReadyRecord {
             number: self.number,
-            generation: c.log.generation(),
+            rewrites: c.log.rewrites(),
             last_entry: entries.last().map(|e| (e.index, e.term)),
             term_vote: hard_state.map(|h| (h.term, h.vote)),
         });
@@ -171,17 +171,38 @@ impl RawNode {
             let Some(rec) = self.records.pop_front() else {
                 break;
             };
-            match rec.last_entry {
-                Some((index, term)) if rec.generation == self.core.log.generation() => {
-                    self.core.log.on_persisted(index, term);
-                }
-                _ => {}
+            if let Some((index, term)) = rec.last_entry {
+                self.confirm(rec.rewrites, index, term);
             }
             if let Some(tv) = rec.term_vote {
                 self.core.durable_term_vote = tv;
             }
         }
+        let oldest = self
+            .records
+            .front()
+            .map_or(self.core.log.rewrites(), |r| r.rewrites);
+        self.core.log.forget_cuts(oldest);
         self.core.on_self_persisted();
+    }
+
+    /// A Ready whose last entry was (`index`, `term`) is durable: its entries count as
+    /// persisted as far as the log still holds them (below any later truncation).
+    fn confirm(&mut self, rewrites: u64, index: LogIndex, term: Term) {
+        let log = &mut self.core.log;
+        let upto = if self.core.cfg.mutated(Mutation::ConfirmReadyAcrossRewrite) {
+            index
+        } else {
+            log.confirmable(rewrites, index)
+        };
+        let term = if upto == index {
+            Some(term)
+        } else {
+            log.term(upto)
+        };
+        if let Some(term) = term {
+            log.on_persisted(upto, term);
+        }
     }
 
     /// The state machine applied every entry up to `index`.

@@ -69,10 +69,10 @@ impl Ready {
 #[derive(Debug)]
 pub(crate) struct ReadyRecord {
     pub(crate) number: u64,
-    /// The log's generation when the Ready was handed out: after a snapshot discarded the
-    /// whole log, `last_entry` names an entry that is gone, whose write the snapshot's
-    /// install may have truncated, even if an entry with the same index and term came back.
-    pub(crate) generation: u64,
+    /// The log's rewrite count when the Ready was handed out: after a later truncation or
+    /// discard, `last_entry` may name an entry that is gone, whose write the runtime may have
+    /// overwritten, even if an entry with the same index and term came back.
+    pub(crate) rewrites: u64,
     pub(crate) last_entry: Option<(LogIndex, Term)>,
     pub(crate) term_vote: Option<(Term, Option<NodeId>)>,
 }

@@ -191,9 +191,13 @@ impl FrameDecoder {
     }
 
     /// Bytes buffered and not yet decoded.
-    #[cfg(test)]
     pub(super) fn buffered(&self) -> usize {
         self.buffer.len()
+    }
+
+    /// Bytes the buffer has room for (the fuzz targets bound it).
+    pub(super) fn capacity(&self) -> usize {
+        self.buffer.capacity()
     }
 }
 

@@ -23,6 +23,8 @@ mod config;
 mod conformance;
 mod error;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 mod memory;
 mod metrics;

@@ -57,6 +57,7 @@ fn parse_mutation(name: &str) -> Mutation {
         "VoteDespiteLeaderLease" => Mutation::VoteDespiteLeaderLease,
         "SnapshotOverNewerEntries" => Mutation::SnapshotOverNewerEntries,
         "FollowerReadWithoutReadIndex" => Mutation::FollowerReadWithoutReadIndex,
+        "ConfirmReadyAcrossRewrite" => Mutation::ConfirmReadyAcrossRewrite,
         other => panic!("unknown mutation {other}"),
     }
 }

@@ -220,6 +220,16 @@ impl Cluster {
         None
     }
 
+    /// The `match` index of follower `f` on leader `leader` (its `INFO raft` line
+    /// `raft_follower_<f>:match=M,...`): the highest index `f` acknowledged as durable.
+    pub fn follower_match(&self, leader: u64, f: u64) -> Option<u64> {
+        let info = self.info(leader, Duration::from_secs(2))?;
+        let line = info.get(&format!("raft_follower_{f}"))?;
+        line.split(',')
+            .find_map(|kv| kv.strip_prefix("match="))
+            .and_then(|m| m.parse().ok())
+    }
+
     /// Cuts the link `from -> to`.
     pub fn cut(&self, from: u64, to: u64) {
         self.links[&(from, to)].cut();

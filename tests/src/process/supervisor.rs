@@ -144,7 +144,10 @@ impl Proc {
         &mut self.spec
     }
 
+    /// Sends `sig`, after checking that the process did not end by itself: a crash must not
+    /// hide behind the SIGKILL or SIGTERM a fault schedule sends next.
     fn signal(&mut self, sig: i32) -> Result<(), ProcError> {
+        self.check()?;
         let pid = self.pid().expect("signal to a running process");
         let pid = libc::pid_t::try_from(pid).expect("pids fit pid_t");
         // SAFETY: kill(2) has no memory preconditions; the pid is our unreaped child, so it
@@ -381,6 +384,30 @@ mod tests {
             matches!(&err, ProcError::Unexpected { status, .. } if status.signal() == Some(libc::SIGSEGV)),
             "{err}"
         );
+    }
+
+    /// A crash followed by the SIGKILL of a fault schedule: the kill reports the crash
+    /// instead of reaping it as its own.
+    #[test]
+    fn a_kill_after_a_crash_reports_the_crash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut p = Proc::spawn("crashed", sleeper(dir.path(), "exit 3")).expect("spawn");
+        std::thread::sleep(Duration::from_millis(200));
+        for _ in 0..100 {
+            match p.kill() {
+                Err(ProcError::Unexpected { status, .. }) => {
+                    assert_eq!(status.code(), Some(3));
+                    return;
+                }
+                // Not exited yet: the kill was ours; start again and wait longer.
+                Ok(_) => {
+                    p.restart().expect("restart");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("the crash was never reported");
     }
 
     #[test]

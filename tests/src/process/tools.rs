@@ -7,15 +7,21 @@ pub fn skip(test: &str, why: &str) {
     println!("SKIPPED {test}: {why}");
 }
 
-/// The `ringraft` binary: `$RINGRAFT_BIN`, else `ringraft` next to the running test's
-/// `deps/` directory (where `cargo test --workspace` builds it), else `None`.
+/// The `ringraft` binary: `$RINGRAFT_BIN`, else `ringraft` in the running program's directory
+/// (a binary such as `soak`) or next to its `deps/` directory (a test; where `cargo test
+/// --workspace` builds it), else `None`.
 pub fn ringraft_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("RINGRAFT_BIN") {
         return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     let exe = std::env::current_exe().ok()?;
-    let profile_dir = exe.parent()?.parent()?;
-    Some(profile_dir.join("ringraft")).filter(|p| p.is_file())
+    let dir = exe.parent()?;
+    let found = [Some(dir), dir.parent()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("ringraft"))
+        .find(|p| p.is_file());
+    found
 }
 
 /// True when running as root (needed to mount a small tmpfs for the full-disk fault).
@@ -78,6 +84,41 @@ impl TmpfsMount {
     /// Where it is mounted.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Changes its size (`mount -o remount,size=`): smaller than what is used fails.
+    ///
+    /// # Errors
+    /// The mount command's output when it fails.
+    pub fn resize(&self, bytes: u64) -> Result<(), String> {
+        let out = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={bytes}")])
+            .arg(&self.dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(())
+    }
+
+    /// Bytes in use (statvfs: blocks less free blocks).
+    ///
+    /// # Errors
+    /// The OS error of statvfs.
+    pub fn used_bytes(&self) -> Result<u64, String> {
+        use std::os::unix::ffi::OsStrExt;
+        let path =
+            std::ffi::CString::new(self.dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+        // SAFETY: `statvfs` is plain old data, so all-zero bytes are a valid value.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is a NUL-terminated string and `st` a valid, writable statvfs that
+        // outlive the call.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        Ok((st.f_blocks - st.f_bfree) * st.f_frsize)
     }
 }
 

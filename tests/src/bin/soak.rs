@@ -1,0 +1,152 @@
+//! Randomized fault runs against clusters of real `ringraft serve` processes (issue 10).
+//!
+//! ```text
+//! cargo build -p ringraft --bin ringraft && \
+//! cargo run -p ringraft-tests --bin soak -- --runs 10 --fault-secs 20 [--start 1] \
+//!     [--max-secs 3600] [--keep soak-failures]
+//! cargo run -p ringraft-tests --bin soak -- --seed 17          # one run, its seed
+//! ```
+//!
+//! Run `i` uses seed `start + i`: the seed picks the cluster size (3 or 5), the clients' keys
+//! and mix, and the fault schedule (`ringraft_tests::process::schedule`): faults held for
+//! 150-2000 ms, each healed and followed by acknowledged operations, for `--fault-secs`; then
+//! the run's checks (linearizable history, no acknowledged write lost, replicas and WALs that
+//! agree, no unexpected exit or panic). A failing run's directory (node logs, data
+//! directories, `history.txt`, `report.txt` with the error and the schedule) is moved to
+//! `--keep/<name>-seed-<seed>/` and the next run starts. Stops after `--runs` runs or when
+//! `--max-secs` have passed (checked before each run); exits 1 if a run failed, 2 on bad
+//! arguments, 0 otherwise, and prints a SKIPPED line (exit 0) without a `ringraft` binary
+//! (`$RINGRAFT_BIN`, or next to this binary).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ringraft_tests::process::run::{self, RunError, RunOptions};
+use ringraft_tests::process::schedule::{run_faults, Plan};
+use ringraft_tests::rng::Rng;
+
+/// Seconds of faults per run by default: the issue's 20 s minimum.
+const FAULT_SECS_DEFAULT: u64 = 20;
+/// Seconds the clients may go on past the fault phase (healing, the last progress checks).
+const CLIENTS_SLACK_SECS: u64 = 30;
+
+#[derive(Debug)]
+struct Args {
+    start: u64,
+    runs: u64,
+    fault_secs: u64,
+    max_secs: u64,
+    keep: PathBuf,
+}
+
+fn usage(why: &str) -> ! {
+    eprintln!("soak: {why}; see the doc comment of tests/src/bin/soak.rs");
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        start: 1,
+        runs: 1,
+        fault_secs: FAULT_SECS_DEFAULT,
+        max_secs: u64::MAX,
+        keep: PathBuf::from("soak-failures"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
+        let mut num = || -> u64 {
+            let v = value();
+            v.parse()
+                .unwrap_or_else(|_| usage(&format!("not a number: {v}")))
+        };
+        match a.as_str() {
+            "--start" => args.start = num(),
+            "--runs" => args.runs = num(),
+            "--seed" => {
+                args.start = num();
+                args.runs = 1;
+            }
+            "--fault-secs" => args.fault_secs = num(),
+            "--max-secs" => args.max_secs = num(),
+            "--keep" => args.keep = PathBuf::from(value()),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    args
+}
+
+/// One run of `seed`: `Ok(true)` passed, `Ok(false)` skipped; a failure is kept on disk.
+fn one_run(seed: u64, args: &Args) -> Result<bool, (RunError, Option<PathBuf>)> {
+    let plan = Plan::new(seed);
+    let mut opts = RunOptions::new(&format!("soak{}n", plan.nodes), plan.nodes, seed);
+    opts.run_max = Duration::from_secs(args.fault_secs + CLIENTS_SLACK_SECS);
+    let Some(mut run) = run::start(opts, |_| Ok(())).map_err(|e| (e, None))? else {
+        return Ok(false);
+    };
+    // The schedule's own stream, apart from the clients' and the plan's.
+    let mut rng = Rng::new(seed ^ 0x5eed_fa17_5eed_fa17);
+    let mut log = Vec::new();
+    let result = run_faults(
+        &mut run,
+        &mut rng,
+        Duration::from_secs(args.fault_secs),
+        &mut log,
+    )
+    .and_then(|faults| {
+        run.say(&format!(
+            "{faults} faults in {:.1} s",
+            run.elapsed().as_secs_f64()
+        ));
+        run.finish(&[])
+    });
+    match result {
+        Ok(s) => {
+            run.say(&format!(
+                "passed: {} writes acknowledged, {} unknown, {} reads; applied {}",
+                s.counts.writes_acked, s.counts.writes_unknown, s.counts.reads_ok, s.applied
+            ));
+            Ok(true)
+        }
+        Err(e) => {
+            let notes = format!("plan {plan:?}\nschedule:\n{}", log.join("\n"));
+            let kept = run.keep(&args.keep, &e, &notes).ok();
+            Err((e, kept))
+        }
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let started = Instant::now();
+    let (mut passed, mut failed) = (0u64, Vec::new());
+    for seed in args.start..args.start.saturating_add(args.runs) {
+        if started.elapsed() >= Duration::from_secs(args.max_secs) {
+            println!(
+                "soak: --max-secs {} reached before seed {seed}",
+                args.max_secs
+            );
+            break;
+        }
+        match one_run(seed, &args) {
+            Ok(true) => passed += 1,
+            Ok(false) => return,
+            Err((e, kept)) => {
+                let at = kept.map_or_else(|| "not kept".into(), |p| p.display().to_string());
+                println!("soak: FAILED {e}\n  kept in {at}\n  replay: soak --seed {seed}");
+                failed.push(seed);
+            }
+        }
+    }
+    println!(
+        "soak: {passed} passed, {} failed {failed:?}, {:.0} s",
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+}
