@@ -434,11 +434,18 @@ mod tests {
         assert!(block_on(h.status()).expect("status").snapshot_index >= last);
         assert!(h.metrics().counters.snapshots_taken >= 2);
         node.shutdown();
-        let first_segment = dir.path().join("wal").join(ringraft_wal::layout::segment_name(1));
+        let first_segment = dir
+            .path()
+            .join("wal")
+            .join(ringraft_wal::layout::segment_name(1));
         assert!(!first_segment.exists(), "the compacted segment was deleted");
         let wal = ringraft_wal::Wal::open(dir.path().join("wal"), ringraft_wal::Config::default())
             .expect("reopen");
-        assert!(wal.first_index() > last.0 - 64, "first index {}", wal.first_index());
+        assert!(
+            wal.first_index() > last.0 - 64,
+            "first index {}",
+            wal.first_index()
+        );
         assert!(wal.snapshot_meta().is_some_and(|m| m.index >= last.0));
     }
 
