@@ -6,17 +6,27 @@
 //! - [`workload`]: what the clients do;
 //! - [`wire`]: the RESP2 and etcd HTTP codecs;
 //! - [`driver`]: the clients and the measured phase;
+//! - [`inproc`]: the same for clusters inside this process ([`memory`], `openraft_minimal`);
 //! - [`servers`]: starting and stopping the systems;
 //! - [`floor`], [`procstat`], [`machine`]: what the report says about the machine;
-//! - [`report`]: one run's report; [`run`]: start, drive, report.
+//! - [`report`]: one run's report; [`run`]: start, drive, report;
+//! - [`engines`], [`compare`]: the interleaved side-by-side comparison; [`sweep`]: client
+//!   counts with SVG charts.
 
+pub mod compare;
 pub mod driver;
+pub mod engines;
 pub mod floor;
+pub mod inproc;
 pub mod latency;
 pub mod machine;
+pub mod memory;
+#[cfg(feature = "openraft")]
+pub mod openraft_minimal;
 pub mod procstat;
 pub mod report;
 pub mod run;
 pub mod servers;
+pub mod sweep;
 pub mod wire;
 pub mod workload;

@@ -23,6 +23,16 @@ pub enum RunError {
     /// The system did not start.
     #[error(transparent)]
     Launch(#[from] LaunchError),
+    /// A repetition count out of range.
+    #[error("--reps must be between {min} and {max}, got {got}")]
+    Reps {
+        /// Fewest.
+        min: usize,
+        /// Most.
+        max: usize,
+        /// Given.
+        got: usize,
+    },
     /// Measuring the floor or building the runtime failed.
     #[error("{what}: {source}")]
     Io {
@@ -58,7 +68,7 @@ pub fn run_started(
     options: &Options,
 ) -> Result<RunReport, RunError> {
     workload.validate()?;
-    let floor = measure_floor(options, &launch.data_root)?;
+    let floor = measure_floor(options.floor, &launch.data_root)?;
     let running = servers::start(launch)?;
     let machine = Machine::describe(running.data_dir());
     let stats = drive(&running.endpoints, workload, &running.watched(), options)?;
@@ -88,7 +98,7 @@ pub fn run_endpoints(
     options: &Options,
 ) -> Result<RunReport, RunError> {
     workload.validate()?;
-    let floor = measure_floor(options, data_root)?;
+    let floor = measure_floor(options.floor, data_root)?;
     let stats = drive(endpoints, workload, &[], options)?;
     let addrs: Vec<String> = endpoints.addrs.iter().map(ToString::to_string).collect();
     let ctx = Context {
@@ -106,8 +116,12 @@ pub fn run_endpoints(
     Ok(RunReport::new(ctx, workload, &stats))
 }
 
-fn measure_floor(options: &Options, dir: &Path) -> Result<Option<Floor>, RunError> {
-    if !options.floor {
+/// Measures the fdatasync + loopback floor in `dir`, if `enabled`.
+///
+/// # Errors
+/// The directory or the measurement failed.
+pub fn measure_floor(enabled: bool, dir: &Path) -> Result<Option<Floor>, RunError> {
+    if !enabled {
         return Ok(None);
     }
     std::fs::create_dir_all(dir).map_err(|source| RunError::Io {

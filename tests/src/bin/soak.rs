@@ -7,7 +7,8 @@
 //! cargo run -p ringraft-tests --bin soak -- --seed 17          # one run, its seed
 //! ```
 //!
-//! Run `i` uses seed `start + i`: the seed picks the cluster size (3 or 5), the clients' keys
+//! Run `i` uses seed `start + i`: the seed picks the cluster size (3 or 5), one time in three a
+//! node whose clocks run 0.995-1.005 times real time (libfaketime, if installed), the clients' keys
 //! and mix, and the fault schedule (`ringraft_tests::process::schedule`): faults held for
 //! 150-2000 ms, each healed and followed by acknowledged operations, for `--fault-secs`; then
 //! the run's checks (linearizable history, no acknowledged write lost, replicas and WALs that
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use ringraft_tests::process::run::{self, RunError, RunOptions};
 use ringraft_tests::process::schedule::{run_faults, Plan};
+use ringraft_tests::process::tools;
 use ringraft_tests::rng::Rng;
 
 /// Seconds of faults per run by default: the issue's 20 s minimum.
@@ -84,9 +86,20 @@ fn one_run(seed: u64, args: &Args) -> Result<bool, (RunError, Option<PathBuf>)> 
     let plan = Plan::new(seed);
     let mut opts = RunOptions::new(&format!("soak{}n", plan.nodes), plan.nodes, seed);
     opts.run_max = Duration::from_secs(args.fault_secs + CLIENTS_SLACK_SECS);
-    let Some(mut run) = run::start(opts, |_| Ok(())).map_err(|e| (e, None))? else {
+    let skew = plan.skew.and_then(|(node, rate)| {
+        let lib = tools::libfaketime()?;
+        Some((node, tools::clock_rate_env(&lib, rate)))
+    });
+    let started = run::start(opts, |spec| {
+        if let Some((node, env)) = skew {
+            spec.env.insert(node, env);
+        }
+        Ok(())
+    });
+    let Some(mut run) = started.map_err(|e| (e, None))? else {
         return Ok(false);
     };
+    run.say(&format!("plan {plan:?}"));
     // The schedule's own stream, apart from the clients' and the plan's.
     let mut rng = Rng::new(seed ^ 0x5eed_fa17_5eed_fa17);
     let mut log = Vec::new();

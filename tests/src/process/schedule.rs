@@ -1,5 +1,5 @@
-//! Randomized fault schedules for the `soak` command: from one seed, a cluster size and a
-//! sequence of faults (kill, pause, partition, one-way cut, power cut, transfer), each held
+//! Randomized fault schedules for the `soak` command: from one seed, a cluster size, maybe a
+//! node with a skewed clock, and a sequence of faults (kill, pause, partition, one-way cut, power cut, transfer), each held
 //! for a seeded time, healed, and followed by a check that the cluster makes progress again.
 //! The schedule's choices replay from the seed; the processes' timing does not (real
 //! processes), so a failing run keeps its history and node logs ([`super::run::Run::keep`]).
@@ -65,13 +65,22 @@ impl Fault {
     }
 }
 
-/// The seeded choices of one run: its cluster size and the seed of its fault stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Clock rates a skewed node runs at, in thousandths: 0.995 to 1.005, so that any two
+/// clocks differ by at most 0.5 %, within the default 1 % drift bound that lease reads
+/// assume (beyond it a stale lease read is allowed; `process_faults.rs` shows that case).
+const SKEW_PERMILLE: (u64, u64) = (995, 1005);
+
+/// The seeded choices of one run: its cluster size, a node with a skewed clock, and the seed
+/// of its fault stream.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Plan {
     /// The run's seed.
     pub seed: u64,
     /// 3 nodes usually, 5 one time in four.
     pub nodes: u64,
+    /// One time in three, a node whose clocks run at this rate (through libfaketime; the
+    /// run goes without it when libfaketime is not installed).
+    pub skew: Option<(u64, f64)>,
 }
 
 impl Plan {
@@ -79,7 +88,11 @@ impl Plan {
     pub fn new(seed: u64) -> Plan {
         let mut rng = Rng::new(seed);
         let nodes = if rng.chance(25) { 5 } else { 3 };
-        Plan { seed, nodes }
+        let skew = rng.chance(33).then(|| {
+            let permille = rng.range(SKEW_PERMILLE.0, SKEW_PERMILLE.1);
+            (rng.range(1, nodes), permille as f64 / 1000.0)
+        });
+        Plan { seed, nodes, skew }
     }
 }
 
@@ -261,6 +274,10 @@ mod tests {
         let plans: Vec<Plan> = (0..200).map(Plan::new).collect();
         assert_eq!(plans, (0..200).map(Plan::new).collect::<Vec<_>>());
         assert!(plans.iter().any(|p| p.nodes == 3) && plans.iter().any(|p| p.nodes == 5));
+        assert!(plans.iter().any(|p| p.skew.is_some()) && plans.iter().any(|p| p.skew.is_none()));
+        for (node, rate) in plans.iter().filter_map(|p| p.skew) {
+            assert!((1..=5).contains(&node) && (0.995..=1.005).contains(&rate));
+        }
     }
 
     #[test]

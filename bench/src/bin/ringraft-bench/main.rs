@@ -9,10 +9,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use ringraft_bench::loadgen::compare::{self as cmp, CompareSpec};
 use ringraft_bench::loadgen::driver::Endpoints;
+use ringraft_bench::loadgen::engines::Engine;
 use ringraft_bench::loadgen::report::RunReport;
 use ringraft_bench::loadgen::run::{self, Options};
 use ringraft_bench::loadgen::servers::{Launch, System};
+use ringraft_bench::loadgen::sweep::{self, SweepSpec, CLIENTS_DEFAULT};
 use ringraft_bench::loadgen::wire::Protocol;
 use ringraft_bench::loadgen::workload::{parse_duration, Durability, Workload};
 
@@ -34,6 +37,73 @@ struct Cli {
 enum Command {
     /// One run (the default when no subcommand is given).
     Run(RunArgs),
+    /// ringraft, etcd and a durable Redis (and ringraft in memory against openraft's
+    /// minimal benchmark) with the same workload, interleaved, >= 3 repetitions each; a
+    /// table of medians and ratios.
+    Compare(CompareArgs),
+    /// Each engine at each client count (1, 4, 16, 64, 256 by default): sweep.json plus
+    /// throughput.svg and latency.svg (p50 and p99) in --out.
+    Sweep(SweepArgs),
+}
+
+/// Phases of a single run: the README's main job.
+const RUN_PHASES: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(20));
+/// Phases of each run of `compare` and `sweep`, which make many runs.
+const MULTI_PHASES: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(5));
+
+#[derive(Args, Debug, Clone)]
+struct SweepArgs {
+    /// Engines to sweep, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Engine::Ringraft, Engine::Etcd, Engine::Redis])]
+    engines: Vec<Engine>,
+    /// Client counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = CLIENTS_DEFAULT)]
+    clients_list: Vec<usize>,
+    /// Directory for sweep.json, throughput.svg and latency.svg.
+    #[arg(long, default_value = "ringraft-bench-sweep")]
+    out: PathBuf,
+    /// The `ringraft` binary (default: next to this executable).
+    #[arg(long)]
+    ringraft_bin: Option<PathBuf>,
+    /// Directory for the temporary data directories (default: $TMPDIR or /tmp).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// No progress line (the one-line result of each run still goes to stderr).
+    #[arg(long)]
+    quiet: bool,
+    /// Print the report as JSON instead of text (it is written to --out either way).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    load: WorkloadArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct CompareArgs {
+    /// Engines to compare, comma-separated, in the order of the first repetition.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Engine::ALL)]
+    engines: Vec<Engine>,
+    /// Repetitions of every engine (at least 3).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// The `ringraft` binary (default: next to this executable).
+    #[arg(long)]
+    ringraft_bin: Option<PathBuf>,
+    /// Directory for the temporary data directories and the fdatasync floor
+    /// (default: $TMPDIR or /tmp).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Skip measuring the fdatasync + loopback floor.
+    #[arg(long)]
+    no_floor: bool,
+    /// No progress line (the one-line result of each run still goes to stderr).
+    #[arg(long)]
+    quiet: bool,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    load: WorkloadArgs,
 }
 
 /// The workload's parameters.
@@ -51,26 +121,27 @@ struct WorkloadArgs {
     /// Percentage of operations that are reads (GET of a key the client saw acknowledged).
     #[arg(long, default_value_t = 0)]
     reads: u8,
-    /// Time before measuring starts (20s, 1.5s, 500ms).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    warmup: Duration,
-    /// Length of the measured phase.
-    #[arg(long, default_value = "20s", value_parser = parse_duration)]
-    duration: Duration,
+    /// Time before measuring starts (20s, 1.5s, 500ms) [default: 2s; compare and sweep: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    warmup: Option<Duration>,
+    /// Length of the measured phase [default: 20s; compare and sweep: 5s per run].
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
     /// Stop measuring after this many operations, if sooner.
     #[arg(long)]
     ops: Option<u64>,
 }
 
 impl WorkloadArgs {
-    fn workload(&self) -> Workload {
+    /// The workload, with `phases` = (warmup, duration) where the flags are absent.
+    fn workload(&self, phases: (Duration, Duration)) -> Workload {
         Workload {
             clients: self.clients,
             pipeline: self.pipeline,
             value_bytes: self.value_bytes,
             read_percent: self.reads,
-            warmup: self.warmup,
-            duration: self.duration,
+            warmup: self.warmup.unwrap_or(phases.0),
+            duration: self.duration.unwrap_or(phases.1),
             ops_max: self.ops,
         }
     }
@@ -143,6 +214,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => single(&cli.run),
         Some(Command::Run(args)) => single(&args),
+        Some(Command::Compare(args)) => compare(&args),
+        Some(Command::Sweep(args)) => sweep(&args),
     };
     match result {
         Ok(code) => code,
@@ -175,7 +248,7 @@ fn print<T: serde::Serialize>(json: bool, value: &T, text: &str) -> Result<(), r
 }
 
 fn single(args: &RunArgs) -> Result<ExitCode, run::RunError> {
-    let workload = args.load.workload();
+    let workload = args.load.workload(RUN_PHASES);
     let options = args.sys.options();
     let report = if args.endpoints.is_empty() {
         run::run_started(&args.sys.launch(args.system), &workload, &options)?
@@ -192,4 +265,53 @@ fn single(args: &RunArgs) -> Result<ExitCode, run::RunError> {
     };
     print(args.sys.json, &report, &report.to_text())?;
     Ok(finished(&report))
+}
+
+fn compare(args: &CompareArgs) -> Result<ExitCode, run::RunError> {
+    let spec = CompareSpec {
+        engines: args.engines.clone(),
+        reps: args.reps,
+        workload: args.load.workload(MULTI_PHASES),
+        ringraft_bin: args.ringraft_bin.clone(),
+        data_root: run::data_root(args.data_root.as_deref()),
+        floor: !args.no_floor,
+        progress: !args.quiet,
+    };
+    let report = cmp::compare(&spec, &mut |line| eprintln!("{line}"))?;
+    print(args.json, &report, &report.to_text())?;
+    // Skipped or failing peers never fail the comparison; only a comparison in which
+    // nothing ran does.
+    if report.engines.iter().any(|e| e.ops_s.is_some()) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("ringraft-bench: no engine ran");
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn sweep(args: &SweepArgs) -> Result<ExitCode, run::RunError> {
+    let spec = SweepSpec {
+        engines: args.engines.clone(),
+        clients: args.clients_list.clone(),
+        workload: args.load.workload(MULTI_PHASES),
+        ringraft_bin: args.ringraft_bin.clone(),
+        data_root: run::data_root(args.data_root.as_deref()),
+        out_dir: args.out.clone(),
+        progress: !args.quiet,
+    };
+    let report = match sweep::sweep(&spec, &mut |line| eprintln!("{line}")) {
+        Ok(r) => r,
+        Err(sweep::SweepError::Run(e)) => return Err(e),
+        Err(e) => {
+            eprintln!("ringraft-bench: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    print(args.json, &report, &report.to_text())?;
+    if report.points.iter().any(|p| p.ops_s.is_some()) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("ringraft-bench: no engine ran");
+        Ok(ExitCode::from(1))
+    }
 }

@@ -1,0 +1,215 @@
+//! The engines `compare` and `sweep` run: the three servers [`super::servers`] starts as
+//! processes (driven over TCP by [`super::driver`]) and the two clusters that live in this
+//! process (driven by [`super::inproc`]).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::inproc;
+use super::machine::Machine;
+use super::memory::{self, MemoryCluster};
+use super::report::{Context, RunReport};
+use super::run::{self, Options, RunError};
+use super::servers::{Launch, LaunchError, System};
+use super::workload::{Durability, Workload};
+
+/// Nodes of every replicated engine in a comparison (Redis is one node).
+pub const CLUSTER_NODES: usize = 3;
+
+/// An engine of a comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// 3 `ringraft serve` processes, fdatasync, RESP clients.
+    Ringraft,
+    /// 3 etcd members, fsync (etcd's default), HTTP/JSON clients.
+    Etcd,
+    /// One redis-server, `appendonly yes`, `appendfsync always`.
+    Redis,
+    /// 3 ringraft nodes in this process, no fsync, WALs on tmpfs, no-op state machine.
+    RingraftMemory,
+    /// openraft in the shape of its `benchmarks/minimal`: 3 nodes in this process, in-memory
+    /// log and state machine, function-call network (needs the `openraft` feature).
+    Openraft,
+}
+
+impl Engine {
+    /// The name tables and JSON use.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Ringraft => "ringraft",
+            Engine::Etcd => "etcd",
+            Engine::Redis => "redis",
+            Engine::RingraftMemory => "ringraft-memory",
+            Engine::Openraft => "openraft",
+        }
+    }
+
+    /// Every engine, in the comparison's default order.
+    pub const ALL: [Engine; 5] = [
+        Engine::Ringraft,
+        Engine::Etcd,
+        Engine::Redis,
+        Engine::RingraftMemory,
+        Engine::Openraft,
+    ];
+}
+
+/// What one run of an engine needs.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// The workload.
+    pub workload: Workload,
+    /// The `ringraft` binary (`None`: next to this executable).
+    pub ringraft_bin: Option<PathBuf>,
+    /// Root of the data directories.
+    pub data_root: PathBuf,
+    /// Draw a progress line (server engines only).
+    pub progress: bool,
+}
+
+/// How one run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// It ran (errors inside the run are in the report).
+    Ran(Box<RunReport>),
+    /// The engine cannot run here at all (not installed, not built): skip its other runs.
+    Skipped(String),
+    /// This run failed; later repetitions try again.
+    Failed(String),
+}
+
+/// Runs `engine` once on fresh data directories.
+#[must_use]
+pub fn run_once(engine: Engine, spec: &RunSpec) -> Outcome {
+    let system = match engine {
+        Engine::Ringraft => System::Ringraft,
+        Engine::Etcd => System::Etcd,
+        Engine::Redis => System::Redis,
+        Engine::RingraftMemory => return ringraft_memory(spec),
+        Engine::Openraft => return openraft(spec),
+    };
+    let launch = Launch {
+        system,
+        nodes: if system == System::Redis {
+            1
+        } else {
+            CLUSTER_NODES
+        },
+        durability: Durability::Fsync,
+        ringraft_bin: spec.ringraft_bin.clone(),
+        data_root: spec.data_root.clone(),
+    };
+    let options = Options {
+        floor: false,
+        progress: spec.progress,
+    };
+    match run::run_started(&launch, &spec.workload, &options) {
+        Ok(report) => Outcome::Ran(Box::new(report)),
+        Err(RunError::Launch(e @ (LaunchError::NotFound { .. } | LaunchError::Unsupported(_)))) => {
+            Outcome::Skipped(e.to_string())
+        }
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("build the client runtime: {e}"))
+}
+
+/// The workload an in-process run really ran: writes only, one in flight per client.
+fn inproc_workload(w: &Workload) -> Workload {
+    Workload {
+        pipeline: 1,
+        read_percent: 0,
+        ..w.clone()
+    }
+}
+
+fn ringraft_memory(spec: &RunSpec) -> Outcome {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let root = memory::wal_root(&spec.data_root);
+    let cluster = match MemoryCluster::start(CLUSTER_NODES, &root) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let propose = cluster.proposer(spec.workload.value_bytes);
+    let stats = inproc::run(
+        &rt,
+        &spec.workload,
+        &propose,
+        "ringraft-bench (nodes and clients)",
+    );
+    let ctx = Context {
+        system: Engine::RingraftMemory.name().into(),
+        setup: format!(
+            "{CLUSTER_NODES} ringraft nodes in this process, no fsync, WALs in {}, loopback TCP, \
+             no-op state machine",
+            root.display()
+        ),
+        nodes: CLUSTER_NODES,
+        durability: Durability::None,
+        machine: Machine::describe(&cluster.wal_dir),
+        floor: None,
+    };
+    drop(cluster);
+    Outcome::Ran(Box::new(RunReport::new(
+        ctx,
+        &inproc_workload(&spec.workload),
+        &stats,
+    )))
+}
+
+#[cfg(feature = "openraft")]
+fn openraft(spec: &RunSpec) -> Outcome {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let cluster = match rt.block_on(super::openraft_minimal::Cluster::start(CLUSTER_NODES)) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let propose = cluster.proposer(spec.workload.value_bytes);
+    let stats = inproc::run(
+        &rt,
+        &spec.workload,
+        &propose,
+        "ringraft-bench (nodes and clients)",
+    );
+    let ctx = Context {
+        system: Engine::Openraft.name().into(),
+        setup: format!(
+            "openraft {} in the shape of its benchmarks/minimal: {CLUSTER_NODES} nodes in this \
+             process, in-memory log, no-op state machine, function-call network",
+            super::openraft_minimal::VERSION
+        ),
+        nodes: CLUSTER_NODES,
+        durability: Durability::None,
+        machine: Machine::describe(&spec.data_root),
+        floor: None,
+    };
+    rt.block_on(cluster.shutdown());
+    Outcome::Ran(Box::new(RunReport::new(
+        ctx,
+        &inproc_workload(&spec.workload),
+        &stats,
+    )))
+}
+
+#[cfg(not(feature = "openraft"))]
+fn openraft(_spec: &RunSpec) -> Outcome {
+    Outcome::Skipped(
+        "this ringraft-bench was built without the `openraft` feature (rebuild with \
+         `cargo build --release -p ringraft-bench --features openraft`)"
+            .into(),
+    )
+}

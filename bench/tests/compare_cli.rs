@@ -1,0 +1,117 @@
+//! `ringraft-bench compare` end to end: with etcd and redis-server hidden from `PATH` and no
+//! `ringraft` binary, those engines are skipped with a line that names the missing program,
+//! the in-process ringraft engine still runs every repetition, and the run succeeds with a
+//! table and a JSON report that parse. Nothing here asserts on speed.
+
+use std::process::{Command, Output};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `compare` with an empty `PATH` (so no etcd or redis-server is found).
+fn compare(extra: &[&str]) -> Output {
+    let empty = tempfile::tempdir().expect("temporary directory");
+    let mut args = vec![
+        "compare",
+        "--engines",
+        "ringraft-memory,etcd,redis,ringraft,openraft",
+        "--ringraft-bin",
+        "/nonexistent/ringraft",
+        "--clients",
+        "2",
+        "--warmup",
+        "0s",
+        "--duration",
+        "300ms",
+        "--no-floor",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    Command::new(env!("CARGO_BIN_EXE_ringraft-bench"))
+        .args(&args)
+        .env("PATH", empty.path())
+        .output()
+        .expect("run ringraft-bench")
+}
+
+#[test]
+fn missing_peers_are_skipped_and_the_rest_runs() {
+    let out = compare(&["--json"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    for (engine, why) in [
+        ("etcd", "etcd not found"),
+        ("redis", "redis-server not found"),
+        ("ringraft", "/nonexistent/ringraft not found"),
+    ] {
+        let line = format!("compare: skipping {engine}: {why}");
+        assert!(stderr.contains(&line), "want {line:?} in:\n{stderr}");
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["reps"], 3);
+    let engines = report["engines"].as_array().expect("engines");
+    let by_name = |name: &str| {
+        engines
+            .iter()
+            .find(|e| e["engine"] == name)
+            .unwrap_or_else(|| panic!("{name} in the report"))
+    };
+    let memory = by_name("ringraft-memory");
+    assert!(memory["skipped"].is_null());
+    let runs = memory["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 3);
+    assert!(
+        runs.iter().all(|r| r["writes"].as_u64() > Some(0)),
+        "{runs:?}"
+    );
+    assert!(memory["ops_s"].as_f64() > Some(0.0));
+    for name in ["etcd", "redis", "ringraft"] {
+        let e = by_name(name);
+        assert!(e["skipped"].is_string(), "{name}: {e}");
+        assert!(e["ops_s"].is_null(), "{name}: {e}");
+    }
+    // No pair has both sides, so there is no ratio (openraft is skipped or, with the
+    // feature, paired with ringraft-memory).
+    let ratios = report["ratios"].as_array().expect("ratios");
+    assert!(
+        ratios.iter().all(|r| r["numerator"] == "ringraft-memory"),
+        "{ratios:?}"
+    );
+    // Runs alternate: each repetition's runs appear before the next one's.
+    let order: Vec<&str> = report["order"]
+        .as_array()
+        .expect("order")
+        .iter()
+        .filter_map(|o| o.as_str())
+        .collect();
+    assert!(order.contains(&"1:ringraft-memory") && order.contains(&"3:ringraft-memory"));
+}
+
+#[test]
+fn text_report_has_the_table_and_the_context() {
+    let out = compare(&[]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let report = text(&out.stdout);
+    for want in [
+        "| engine | setup | runs | ops/s (median) |",
+        "| ringraft-memory |",
+        "| etcd | skipped: etcd not found",
+        "machine",
+        "durability",
+        "3/3",
+    ] {
+        assert!(report.contains(want), "{want:?} missing from:\n{report}");
+    }
+}
+
+#[test]
+fn fewer_than_three_repetitions_are_refused() {
+    let out = compare(&["--reps", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--reps"),
+        "{}",
+        text(&out.stderr)
+    );
+}
