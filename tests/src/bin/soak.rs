@@ -109,10 +109,12 @@ fn one_run(seed: u64, args: &Args) -> Result<bool, (RunError, Option<PathBuf>)> 
         Duration::from_secs(args.fault_secs),
         &mut log,
     )
-    .and_then(|faults| {
+    .and_then(|done| {
         run.say(&format!(
-            "{faults} faults in {:.1} s",
-            run.elapsed().as_secs_f64()
+            "{} faults in {:.1} s; longest from a heal to the next write {} ms",
+            done.faults,
+            run.elapsed().as_secs_f64(),
+            done.heal_to_write_max.as_millis()
         ));
         run.finish(&[])
     });

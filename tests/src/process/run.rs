@@ -226,6 +226,22 @@ impl Run {
         Ok(())
     }
 
+    /// Waits for the next acknowledged write; returns how long it took.
+    ///
+    /// # Errors
+    /// If none is acknowledged within `wait_max`.
+    pub fn wait_next_write(&self, when: &str) -> Result<Duration, RunError> {
+        let start = Instant::now();
+        let target = self.recorder.acked_writes() + 1;
+        while self.recorder.acked_writes() < target {
+            if start.elapsed() >= self.opts.wait_max {
+                return Err(self.error(format!("no write acknowledged {when}")));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(start.elapsed())
+    }
+
     /// Lets the clients run during a fault for `d`.
     pub fn during(&self, d: Duration) {
         std::thread::sleep(d);

@@ -96,6 +96,17 @@ impl Plan {
     }
 }
 
+/// What a schedule did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Done {
+    /// Faults applied.
+    pub faults: u64,
+    /// Longest time from a fault's undoing (processes restarted or resumed, links healed) to
+    /// the next acknowledged write. Reported, never asserted (tests do not assert on speed);
+    /// the bound is twice the maximum election timeout plus 1 s, 1.4 s by default.
+    pub heal_to_write_max: Duration,
+}
+
 /// Applies faults drawn from `rng` to `run` until `fault_time` has passed (at least one),
 /// each held for a seeded time, healed, and followed by `OPS_AFTER_HEAL` acknowledged
 /// operations. Every step is appended to `log` (the run's notes when it fails).
@@ -107,17 +118,20 @@ pub fn run_faults(
     rng: &mut Rng,
     fault_time: Duration,
     log: &mut Vec<String>,
-) -> Result<u64, RunError> {
+) -> Result<Done, RunError> {
     let end = Instant::now() + fault_time;
-    let mut faults = 0;
-    while faults == 0 || Instant::now() < end {
+    let mut done = Done::default();
+    while done.faults == 0 || Instant::now() < end {
         let fault = Fault::draw(rng);
         let hold = Duration::from_millis(rng.range(HOLD_MS_MIN, HOLD_MS_MAX));
         let what = apply(run, rng, fault, hold)?;
+        let to_write = run.wait_next_write(&format!("after {fault:?}"))?;
+        done.heal_to_write_max = done.heal_to_write_max.max(to_write);
         let line = format!(
-            "{:>6} ms: {fault:?} held {} ms: {what}",
+            "{:>6} ms: {fault:?} held {} ms, next write {} ms later: {what}",
             run.elapsed().as_millis(),
-            hold.as_millis()
+            hold.as_millis(),
+            to_write.as_millis()
         );
         run.say(&line);
         log.push(line);
@@ -126,9 +140,9 @@ pub fn run_faults(
         run.cluster
             .check_processes()
             .map_err(|e| run.error(format!("after {fault:?}: {e}")))?;
-        faults += 1;
+        done.faults += 1;
     }
-    Ok(faults)
+    Ok(done)
 }
 
 fn restart(run: &mut Run, id: u64) -> Result<(), RunError> {
