@@ -76,11 +76,14 @@ struct SmState {
     last_membership: StoredMembership<NodeId, ()>,
 }
 
+/// The latest snapshot: its metadata and bytes.
+type StoredSnapshot = (SnapshotMeta<NodeId, ()>, Vec<u8>);
+
 /// The state machine: the applied log id and the membership, nothing else.
 #[derive(Default)]
 pub struct StateMachineStore {
     sm: RwLock<SmState>,
-    current_snapshot: RwLock<Option<(SnapshotMeta<NodeId, ()>, Vec<u8>)>>,
+    current_snapshot: RwLock<Option<StoredSnapshot>>,
 }
 
 fn io_error(e: &serde_json::Error) -> StorageError<NodeId> {
