@@ -151,6 +151,14 @@ pub enum Error {
         /// First index in the log.
         first: u64,
     },
+    /// A queued compaction past the last durable entry (see `Wal::compact_prefix_queued`).
+    #[error("cannot queue a compaction to {up_to}: the last durable entry is {last}")]
+    CompactNotDurable {
+        /// Requested last index to drop.
+        up_to: u64,
+        /// Last durable index.
+        last: u64,
+    },
     /// A read of an index that is compacted away.
     #[error("index {index} is compacted (log starts at {first})")]
     Compacted {

@@ -308,6 +308,38 @@ impl Wal {
         self.delete_compacted()
     }
 
+    /// Like [`Wal::compact_prefix`] without waiting: queues the durable marker that moves the
+    /// first index to `up_to + 1`, ordered with appends like [`Wal::set_snapshot_meta`], and
+    /// returns its ticket (`None`: nothing to compact). Segments are not deleted: call
+    /// [`Wal::delete_compacted`] once the ticket completes. `up_to` must be durable already
+    /// (at most [`Wal::last_index`]), so that its term is known without draining the queue;
+    /// a node's loop can therefore compact under load without stopping its appends.
+    pub fn compact_prefix_queued(&self, up_to: u64) -> Result<Option<Ticket>> {
+        // Computed before taking the queue lock (no lock nesting): only the appending thread
+        // queues, and committing only moves the durable state forward.
+        let op = {
+            let s = &*self.shared;
+            let r = s.read.read().expect("read state lock poisoned");
+            let (first, next) = (r.stream.first_index, r.stream.next_index);
+            if up_to < first {
+                // Already compacted (a snapshot was installed meanwhile).
+                return Ok(None);
+            }
+            if up_to >= next {
+                return Err(Error::CompactNotDurable {
+                    up_to,
+                    last: next - 1,
+                });
+            }
+            Op::Compact {
+                first: up_to + 1,
+                prev_term: s.term_in(&r, up_to)?,
+            }
+        };
+        let q = self.wait_for_space(64)?;
+        Ok(Some(self.enqueue(q, op, 64)))
+    }
+
     /// Runs `f` with the queue drained and durable (accepted == durable), and commits the op
     /// it returns before anything queued later.
     fn quiesced(
@@ -343,11 +375,13 @@ impl Wal {
     }
 
     /// Deletes segments that hold no live entry and precede the active segment, oldest first,
-    /// syncing the directory after each so a crash leaves a contiguous suffix.
-    fn delete_compacted(&self) -> Result<()> {
+    /// syncing the directory after each so a crash leaves a contiguous suffix. The writer is
+    /// only held while choosing them: commits go on while the files are removed. Callers
+    /// must not run two of these at once (the node runs one compaction at a time).
+    pub fn delete_compacted(&self) -> Result<()> {
         let s = &*self.shared;
-        let w = lock(&s.writer);
         let victims: Vec<Arc<Segment>> = {
+            let w = lock(&s.writer);
             let mut r = s.read.write().expect("read state lock poisoned");
             let keep_from = r
                 .index

@@ -208,6 +208,58 @@ fn compaction_deletes_whole_segments_and_keeps_state() {
     assert_eq!((wal.first_index(), wal.last_index()), (2001, 2001));
 }
 
+/// The node's loop compacts without draining the queue: the marker rides with appends
+/// queued around it, segments go only when asked, and the result reopens the same.
+#[test]
+fn queued_compaction_rides_with_appends_and_reopens() {
+    let disk = SimDisk::new();
+    let b = disk.backend();
+    let cfg = sim_config();
+    {
+        let wal = open(&b, &cfg).unwrap();
+        fill(&wal, 1, 1000, 200);
+        let err = wal.compact_prefix_queued(1001).err();
+        assert!(
+            matches!(
+                err,
+                Some(Error::CompactNotDurable {
+                    up_to: 1001,
+                    last: 1000
+                })
+            ),
+            "{err:?}"
+        );
+        let before: Vec<_> = (1001..=1010)
+            .map(|i| Entry::new(i, 11, vec![1u8; 50]))
+            .collect();
+        let t_before = wal.append(before).unwrap();
+        let t_compact = wal
+            .compact_prefix_queued(900)
+            .unwrap()
+            .expect("something to compact");
+        let after: Vec<_> = (1011..=1020)
+            .map(|i| Entry::new(i, 11, vec![2u8; 50]))
+            .collect();
+        let t_after = wal.append(after).unwrap();
+        assert_eq!(t_after.wait().unwrap(), 1020);
+        assert!(t_before.wait().unwrap() >= 1010);
+        t_compact.wait().unwrap();
+        assert_eq!((wal.first_index(), wal.last_index()), (901, 1020));
+        assert_eq!(wal.term(900).unwrap(), 10);
+        assert!(disk.file(&segment_name(1)).is_some(), "kept until deleted");
+        wal.delete_compacted().unwrap();
+        assert!(
+            disk.file(&segment_name(1)).is_none(),
+            "old segments deleted"
+        );
+        // Already compacted: nothing to queue.
+        assert!(wal.compact_prefix_queued(850).unwrap().is_none());
+    }
+    let wal = open(&b, &cfg).unwrap();
+    assert_eq!((wal.first_index(), wal.last_index()), (901, 1020));
+    assert_eq!(wal.entry(1015).unwrap().payload, Bytes::from(vec![2u8; 50]));
+}
+
 fn flipped_log() -> (SimDisk, usize) {
     let disk = SimDisk::new();
     let b = disk.backend();

@@ -29,8 +29,9 @@ pub enum Engine {
     Redis,
     /// 3 ringraft nodes in this process, no fsync, WALs on tmpfs, no-op state machine.
     RingraftMemory,
-    /// openraft in the shape of its `benchmarks/minimal`: 3 nodes in this process, in-memory
-    /// log and state machine, function-call network (needs the `openraft` feature).
+    /// openraft 0.9.25 with our own in-memory log store, state machine and function-call
+    /// network, in the shape of openraft's `benchmarks/minimal`: 3 nodes in this process
+    /// (needs the `openraft` feature).
     Openraft,
 }
 
@@ -174,7 +175,7 @@ fn openraft(spec: &RunSpec) -> Outcome {
         Ok(rt) => rt,
         Err(e) => return Outcome::Failed(e),
     };
-    let cluster = match rt.block_on(super::openraft_minimal::Cluster::start(CLUSTER_NODES)) {
+    let cluster = match rt.block_on(super::openraft_peer::Cluster::start(CLUSTER_NODES)) {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e),
     };
@@ -188,9 +189,10 @@ fn openraft(spec: &RunSpec) -> Outcome {
     let ctx = Context {
         system: Engine::Openraft.name().into(),
         setup: format!(
-            "openraft {} in the shape of its benchmarks/minimal: {CLUSTER_NODES} nodes in this \
-             process, in-memory log, no-op state machine, function-call network",
-            super::openraft_minimal::VERSION
+            "openraft {} with our own in-memory log store, state machine and function-call \
+             network, in the shape of openraft's benchmarks/minimal: {CLUSTER_NODES} nodes in \
+             this process",
+            super::openraft_peer::VERSION
         ),
         nodes: CLUSTER_NODES,
         durability: Durability::None,

@@ -6,7 +6,7 @@
 //! - [`workload`]: what the clients do;
 //! - [`wire`]: the RESP2 and etcd HTTP codecs;
 //! - [`driver`]: the clients and the measured phase;
-//! - [`inproc`]: the same for clusters inside this process ([`memory`], `openraft_minimal`);
+//! - [`inproc`]: the same for clusters inside this process ([`memory`], `openraft_peer`);
 //! - [`servers`]: starting and stopping the systems;
 //! - [`floor`], [`procstat`], [`machine`]: what the report says about the machine;
 //! - [`report`]: one run's report; [`run`]: start, drive, report;
@@ -22,7 +22,7 @@ pub mod latency;
 pub mod machine;
 pub mod memory;
 #[cfg(feature = "openraft")]
-pub mod openraft_minimal;
+pub mod openraft_peer;
 pub mod procstat;
 pub mod report;
 pub mod run;

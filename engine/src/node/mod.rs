@@ -285,6 +285,8 @@ impl<S: StateMachine> Boot<S> {
             Some(io) => ringraft_wal::Wal::open_with_backend(Arc::clone(io), wal_config)?,
             None => ringraft_wal::Wal::open(cfg.data_dir.join("wal"), wal_config)?,
         };
+        // Shared with the thread that deletes compacted segments off the loop.
+        let wal = Arc::new(wal);
         let stored = storage::load(&wal, &cfg.initial_voters).map_err(StartError::Recovery)?;
         let snap_dir = cfg.data_dir.join("snap");
         let snapshot_index = stored.initial.snapshot.index;
@@ -402,6 +404,49 @@ mod tests {
             block_on(h.read(ReadMode::ReadIndex, |kv: &KvStateMachine| kv.len())).expect("read");
         assert_eq!(all, 30);
         node.kill();
+    }
+
+    /// Issue 9: a snapshot is finished in stages that never block the loop (metadata, the
+    /// compaction marker once the index is durable, segment deletion on another thread).
+    /// Threshold and requested snapshots both complete, the WAL's old segments go, and the
+    /// log reopens at the compacted first index.
+    #[test]
+    fn snapshots_compact_the_wal_off_the_loop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = start(dir.path(), |c| {
+            c.snapshot_entries_threshold = 64;
+            c.wal_segment_bytes = WAL_SEGMENT_BYTES_MIN;
+        });
+        let h = node.handle();
+        // 400 x 64 KiB: more than one 16 MiB segment.
+        let value = vec![7u8; 64 << 10];
+        let mut last = LogIndex(0);
+        for i in 0..400 {
+            let cmd = KvCommand::set(format!("k{i}"), value.clone()).encode();
+            last = block_on(h.propose(cmd)).expect("propose").index;
+        }
+        let deadline = StdInstant::now() + Duration::from_secs(30);
+        // A request made while a threshold snapshot is in progress gets that one's index.
+        while block_on(h.snapshot()).expect("snapshot") < last {
+            assert!(StdInstant::now() < deadline, "no snapshot reached {last}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(block_on(h.status()).expect("status").snapshot_index >= last);
+        assert!(h.metrics().counters.snapshots_taken >= 2);
+        node.shutdown();
+        let first_segment = dir
+            .path()
+            .join("wal")
+            .join(ringraft_wal::layout::segment_name(1));
+        assert!(!first_segment.exists(), "the compacted segment was deleted");
+        let wal = ringraft_wal::Wal::open(dir.path().join("wal"), ringraft_wal::Config::default())
+            .expect("reopen");
+        assert!(
+            wal.first_index() > last.0 - 64,
+            "first index {}",
+            wal.first_index()
+        );
+        assert!(wal.snapshot_meta().is_some_and(|m| m.index >= last.0));
     }
 
     /// Issue 13 item 1: a proposal over the WAL's record limit used to reach the WAL, which

@@ -35,6 +35,10 @@ pub(crate) struct RaftLog {
     /// `(rewrite number, first index it removed)` of the rewrites a pending Ready may predate;
     /// pruned by [`RaftLog::forget_cuts`].
     cuts: VecDeque<(u64, LogIndex)>,
+    /// Entries dropped by [`RaftLog::compact`], kept so that the runtime can free them off
+    /// its loop (freeing 100K entries took 80 ms of a loop turn under load; see
+    /// `RawNode::take_compacted`).
+    compacted: Vec<Entry>,
 }
 
 impl RaftLog {
@@ -52,6 +56,7 @@ impl RaftLog {
             shared: Entries::default(),
             rewrites: 0,
             cuts: VecDeque::new(),
+            compacted: Vec::new(),
         };
         log.assert_contiguous();
         assert!(log.commit <= last, "invariant: commit <= last index");
@@ -295,7 +300,7 @@ impl RaftLog {
             "invariant: only committed entries compacted"
         );
         let n = self.offset(index.next());
-        self.entries.drain(..n);
+        self.compacted.extend(self.entries.drain(..n));
         self.snapshot_index = index;
         self.snapshot_term = term;
         term
@@ -309,6 +314,11 @@ impl RaftLog {
         self.shared = Entries::default();
         self.snapshot_index = LogIndex(0);
         self.restore(index, term);
+    }
+
+    /// The entries compaction dropped since the last call, for their owner to free.
+    pub(crate) fn take_compacted(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.compacted)
     }
 
     /// Installs a received snapshot at (`index`, `term`), Raft paper figure 13 step 6: if the
@@ -457,6 +467,18 @@ mod tests {
         assert_eq!(l.take_unstable().len(), 1);
         l.on_persisted(LogIndex(2), Term(2));
         assert_eq!(l.persisted(), LogIndex(2));
+    }
+
+    #[test]
+    fn compaction_hands_the_dropped_entries_out_once() {
+        let mut l = log(&[1, 1, 2, 2]);
+        l.commit_to(LogIndex(3));
+        l.compact(LogIndex(1));
+        l.compact(LogIndex(3));
+        let dropped: Vec<u64> = l.take_compacted().iter().map(|e| e.index.0).collect();
+        assert_eq!(dropped, [1, 2, 3], "both compactions, in log order");
+        assert!(l.take_compacted().is_empty(), "handed out once");
+        assert_eq!(l.first_index(), LogIndex(4));
     }
 
     #[test]

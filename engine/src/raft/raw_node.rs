@@ -15,7 +15,7 @@ use crate::raft::message::{Message, SnapshotMeta};
 use crate::raft::ready::{Ready, ReadyRecord};
 use crate::raft::status::{progress_status, ProgressStatus, Status};
 use crate::raft::types::{
-    HardState, Instant, LogIndex, NodeId, ReadId, ReadMode, Role, SoftState, Term,
+    Entry, HardState, Instant, LogIndex, NodeId, ReadId, ReadMode, Role, SoftState, Term,
 };
 
 /// The Raft core behind a thin, stable API. See the [module documentation](crate::raft) for
@@ -120,6 +120,8 @@ impl RawNode {
     /// The next batch of work. Every Ready must be acknowledged, in order, with
     /// [`RawNode::on_persisted`] once its writes are durable.
     pub fn ready(&mut self) -> Ready {
+        // Compacted entries nobody took are freed here (see `take_compacted`).
+        drop(self.core.log.take_compacted());
         self.core.flush();
         self.number += 1;
         let c = &mut self.core;
@@ -212,6 +214,14 @@ impl RawNode {
     /// it and returns the metadata to store with the snapshot data.
     pub fn on_snapshot_created(&mut self, index: LogIndex) -> Result<SnapshotMeta, SnapshotError> {
         self.core.on_snapshot_created(index)
+    }
+
+    /// The entries the last compactions ([`RawNode::on_snapshot_created`],
+    /// [`RawNode::compact_to`]) dropped from the in-memory log, so that the runtime can free
+    /// them on another thread: freeing a large prefix is long enough to delay heartbeats.
+    /// Those not taken are freed by the next [`RawNode::ready`].
+    pub fn take_compacted(&mut self) -> Vec<Entry> {
+        self.core.log.take_compacted()
     }
 
     /// The leader's runtime finished (or failed) streaming a snapshot to `to`.

@@ -88,49 +88,18 @@ pub(crate) enum Op {
 }
 
 /// What `COMMAND` was asked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum CommandQuery {
-    /// `COMMAND`, `COMMAND DOCS`, `COMMAND INFO`: an empty list (no per-command metadata).
+    /// `COMMAND`, or `COMMAND INFO [name ...]`: the info entry of every command (no names)
+    /// or of each name (nil for an unknown one).
+    Info(Vec<Bytes>),
+    /// `COMMAND DOCS [name ...]`: name and doc map of every command or of each known name.
+    Docs(Vec<Bytes>),
+    /// `COMMAND LIST`: the names.
     List,
     /// `COMMAND COUNT`.
     Count,
 }
-
-/// Names of the commands the server knows (for `COMMAND COUNT` and the docs).
-pub(crate) const COMMAND_NAMES: &[&str] = &[
-    "PING",
-    "ECHO",
-    "GET",
-    "MGET",
-    "EXISTS",
-    "STRLEN",
-    "DBSIZE",
-    "SET",
-    "DEL",
-    "INCR",
-    "DECR",
-    "INCRBY",
-    "DECRBY",
-    "APPEND",
-    "MSET",
-    "FLUSHDB",
-    "FLUSHALL",
-    "INFO",
-    "COMMAND",
-    "CLIENT",
-    "HELLO",
-    "SELECT",
-    "QUIT",
-    "RAFT.NOFORWARD",
-    "RAFT.READMODE",
-    "RAFT.STATUS",
-    "RAFT.ADDVOTER",
-    "RAFT.ADDLEARNER",
-    "RAFT.PROMOTE",
-    "RAFT.REMOVE",
-    "RAFT.TRANSFER",
-    "RAFT.SNAPSHOT",
-];
 
 /// A request that cannot be run; the connection stays open (as in Redis).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -382,12 +351,19 @@ fn parse_set(args: &[Bytes]) -> Result<KvCommand, CommandError> {
 
 fn parse_command_query(args: &[Bytes]) -> Result<CommandQuery, CommandError> {
     let Some(sub) = args.get(1) else {
-        return Ok(CommandQuery::List);
+        return Ok(CommandQuery::Info(Vec::new()));
     };
     let sub = text(sub).to_ascii_uppercase();
+    let names = args[2..].to_vec();
     match sub.as_str() {
-        "COUNT" => Ok(CommandQuery::Count),
-        "DOCS" | "INFO" | "LIST" => Ok(CommandQuery::List),
+        "COUNT" => {
+            arity("command|count", args, 2, 2)?;
+            Ok(CommandQuery::Count)
+        }
+        "INFO" => Ok(CommandQuery::Info(names)),
+        "DOCS" => Ok(CommandQuery::Docs(names)),
+        // `COMMAND LIST [FILTERBY ...]`: the filters are not supported; every name is listed.
+        "LIST" => Ok(CommandQuery::List),
         _ => Err(CommandError::UnknownSub {
             cmd: "command",
             sub: sub.to_ascii_lowercase(),
@@ -537,7 +513,17 @@ mod tests {
                     pairs: vec![(b("a"), b("1")), (b("b"), b("2"))],
                 }),
             ),
-            ("command docs", Op::Command(CommandQuery::List)),
+            ("command docs", Op::Command(CommandQuery::Docs(vec![]))),
+            (
+                "command docs get",
+                Op::Command(CommandQuery::Docs(vec![b("get")])),
+            ),
+            ("command", Op::Command(CommandQuery::Info(vec![]))),
+            (
+                "command info get nosuch",
+                Op::Command(CommandQuery::Info(vec![b("get"), b("nosuch")])),
+            ),
+            ("command list", Op::Command(CommandQuery::List)),
             ("command count", Op::Command(CommandQuery::Count)),
             ("client setinfo lib-name x", Op::Client(ClientOp::SetInfo)),
             ("hello 3", Op::Hello(Some(3), None)),
@@ -600,5 +586,17 @@ mod tests {
         let big = Bytes::from(vec![b'k'; KEY_BYTES_MAX + 1]);
         let err = parse(&[Bytes::from_static(b"GET"), big]).expect_err("too long");
         assert!(matches!(err, CommandError::TooLarge { what: "key", .. }));
+    }
+
+    #[test]
+    fn every_command_in_the_table_is_parsed() {
+        for c in crate::server::command_table::COMMANDS {
+            let got = parse(&[Bytes::from_static(c.name.as_bytes())]);
+            assert!(
+                !matches!(got, Err(CommandError::Unknown(_))),
+                "{} is in COMMAND's table but the parser does not know it",
+                c.name
+            );
+        }
     }
 }

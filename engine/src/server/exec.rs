@@ -10,7 +10,8 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::command::{self, ClientOp, CommandError, CommandQuery, Op, ReadOp, COMMAND_NAMES};
+use super::command::{self, ClientOp, CommandError, CommandQuery, Op, ReadOp};
+use super::command_table::{self, COMMANDS};
 use super::forward::ForwardError;
 use super::{admin, info, Ctx, ServerConfig, Stats, REPLY_BYTES_FLUSH};
 use crate::kv::resp::{self, Reply, Requests};
@@ -393,10 +394,7 @@ async fn run_local(ctx: &Ctx, session: &mut Session, op: &Op, out: &mut BytesMut
             Ok(text) => resp::put_bulk(out, text.as_bytes()),
             Err(e) => put_node_error(ctx, out, &e),
         },
-        Op::Command(CommandQuery::List) => resp::put_array_len(out, 0),
-        Op::Command(CommandQuery::Count) => {
-            resp::put_int(out, i64::try_from(COMMAND_NAMES.len()).unwrap_or(i64::MAX));
-        }
+        Op::Command(q) => command_reply(q, out),
         Op::Client(c) => client(session, c, out),
         Op::Hello(ver, name) => {
             if let Some(n) = name {
@@ -454,5 +452,50 @@ fn client(session: &mut Session, c: &ClientOp, out: &mut BytesMut) {
             resp::put_bulk(out, line.as_bytes());
         }
         ClientOp::SetInfo => resp::put_ok(out),
+    }
+}
+
+/// The reply to `COMMAND ...` (see [`command_table`]).
+fn command_reply(q: &CommandQuery, out: &mut BytesMut) {
+    match q {
+        CommandQuery::Count => {
+            resp::put_int(out, i64::try_from(COMMANDS.len()).unwrap_or(i64::MAX));
+        }
+        CommandQuery::List => {
+            resp::put_array_len(out, COMMANDS.len());
+            for c in COMMANDS {
+                resp::put_bulk(out, c.name.to_ascii_lowercase().as_bytes());
+            }
+        }
+        CommandQuery::Info(names) if names.is_empty() => {
+            resp::put_array_len(out, COMMANDS.len());
+            for c in COMMANDS {
+                command_table::put_info(out, c);
+            }
+        }
+        CommandQuery::Info(names) => {
+            resp::put_array_len(out, names.len());
+            for n in names {
+                match command_table::find(n) {
+                    Some(c) => command_table::put_info(out, c),
+                    None => resp::put_nil(out),
+                }
+            }
+        }
+        CommandQuery::Docs(names) => {
+            // Unknown names are left out, as Redis does.
+            let docs: Vec<_> = if names.is_empty() {
+                COMMANDS.iter().collect()
+            } else {
+                names
+                    .iter()
+                    .filter_map(|n| command_table::find(n))
+                    .collect()
+            };
+            resp::put_array_len(out, docs.len() * 2);
+            for c in docs {
+                command_table::put_docs(out, c);
+            }
+        }
     }
 }

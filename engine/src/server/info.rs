@@ -66,6 +66,14 @@ pub(crate) fn raft_section(ctx: &Ctx, st: &NodeStatus, out: &mut String) {
         },
         if ctx.config.forward { "on" } else { "off" },
     );
+    let e = &ctx.elections;
+    let _ = write!(
+        out,
+        "raft_elections:{}\r\nraft_leader_changes:{}\r\nraft_became_leader:{}\r\n",
+        e.elections(),
+        super::Stats::get(&e.leader_changes),
+        super::Stats::get(&e.became_leader),
+    );
     for (id, f) in &st.followers {
         let state = match f.state {
             ProgressState::Probe => "probe".to_string(),

@@ -68,6 +68,8 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
 fn summary(out: &mut String, name: &str, help: &str, s: &LatencySummary) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
     for (q, v) in [
+        // The node keeps HdrHistograms and exposes percentiles of them, not buckets: so the
+        // latency distributions are Prometheus summaries.
         ("0.5", s.p50_us),
         ("0.99", s.p99_us),
         ("0.999", s.p999_us),
@@ -140,6 +142,32 @@ pub(crate) async fn render(ctx: &Ctx) -> String {
             c.snapshots_installed,
         ),
         (
+            "ringraft_elections_total",
+            "Elections since this server started: new terms seen (each term begins with one \
+             election or leadership transfer).",
+            ctx.elections.elections(),
+        ),
+        (
+            "ringraft_leader_changes_total",
+            "Changes of the known leader, sampled every 50 ms.",
+            Stats::get(&ctx.elections.leader_changes),
+        ),
+        (
+            "ringraft_became_leader_total",
+            "Times this node became leader, sampled every 50 ms.",
+            Stats::get(&ctx.elections.became_leader),
+        ),
+        (
+            "ringraft_proposals_held_total",
+            "Proposals held back while the WAL queue was half full.",
+            c.proposals_held,
+        ),
+        (
+            "ringraft_messages_rejected_total",
+            "Received messages that did not decode or were misaddressed.",
+            c.messages_rejected,
+        ),
+        (
             "ringraft_resp_commands_total",
             "RESP commands received.",
             Stats::get(&ctx.stats.commands),
@@ -175,6 +203,12 @@ pub(crate) async fn render(ctx: &Ctx) -> String {
         "From propose to the state machine's response.",
         &m.propose_to_apply,
     );
+    summary(
+        &mut out,
+        "ringraft_apply_batch_seconds",
+        "One state machine apply call (a batch of committed commands).",
+        &m.apply_batch,
+    );
     if let Ok(st) = ctx.handle.status().await {
         metric(
             &mut out,
@@ -203,6 +237,13 @@ pub(crate) async fn render(ctx: &Ctx) -> String {
             "gauge",
             "Durable index of the local log.",
             st.durable.0,
+        );
+        metric(
+            &mut out,
+            "ringraft_snapshot_index",
+            "gauge",
+            "Index of the latest snapshot.",
+            st.snapshot_index.0,
         );
         metric(
             &mut out,

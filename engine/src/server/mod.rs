@@ -27,7 +27,9 @@
 
 mod admin;
 mod command;
+mod command_table;
 mod conn;
+mod elections;
 mod exec;
 mod forward;
 mod info;
@@ -142,6 +144,7 @@ pub(crate) struct Ctx {
     pub(crate) local_addr: SocketAddr,
     pub(crate) connections: Arc<Semaphore>,
     pub(crate) started: std::time::Instant,
+    pub(crate) elections: elections::ElectionStats,
 }
 
 impl Ctx {
@@ -204,6 +207,7 @@ impl Server {
             forwarder: Forwarder::default(),
             local_addr,
             started: std::time::Instant::now(),
+            elections: elections::ElectionStats::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -212,6 +216,7 @@ impl Server {
             Arc::clone(&ctx),
             stop_rx.clone(),
         ));
+        tasks.spawn(elections::watch(Arc::clone(&ctx), stop_rx.clone()));
         if let Some(l) = metrics_listener {
             tasks.spawn(metrics_http::serve(l, ctx, stop_rx));
         }

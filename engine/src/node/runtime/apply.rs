@@ -34,7 +34,10 @@ impl<S: StateMachine> Runner<S> {
         if !commands.is_empty() {
             let t0 = StdInstant::now();
             let responses = self.sm.apply(&commands);
-            self.metrics.record_apply(t0.elapsed());
+            let took = t0.elapsed();
+            self.metrics.record_apply(took);
+            self.state.turn.apply += took;
+            self.state.turn.applied += u32::try_from(commands.len()).unwrap_or(u32::MAX);
             assert_eq!(
                 responses.len(),
                 commands.len(),
@@ -57,7 +60,10 @@ impl<S: StateMachine> Runner<S> {
             self.after_conf_change(&before);
         }
         self.complete_conf_waiters();
-        self.maybe_snapshot()
+        let t0 = StdInstant::now();
+        let r = self.maybe_snapshot();
+        self.state.turn.snapshot += t0.elapsed();
+        r
     }
 
     pub(super) fn complete_proposals(&mut self, commands: &[Command], responses: Vec<Bytes>) {

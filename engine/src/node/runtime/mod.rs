@@ -46,6 +46,8 @@ use crate::transport::{Inbox, Incoming, SnapshotReceiver, Transport};
 /// Messages taken from the inbox per loop turn before the Readys are processed, so that a
 /// flood of traffic cannot starve proposals and WAL completions.
 const INBOX_BATCH_MAX: usize = 4096;
+/// A loop turn at least this long is logged: half the default minimum election timeout.
+const LOOP_STALL_WARN: Duration = Duration::from_millis(50);
 /// Snapshot streams (sent or received) reporting back to the loop at once.
 pub(crate) const EVENTS_MAX: usize = 64;
 
@@ -65,6 +67,28 @@ pub(crate) enum SnapshotEvent {
         meta: SnapshotMeta,
         path: Result<PathBuf, String>,
     },
+    /// Compacted WAL segments and older snapshot files were deleted off the loop.
+    Compacted {
+        index: LogIndex,
+        result: Result<(), String>,
+    },
+}
+
+/// A snapshot whose file is durable, on its way into the WAL (`snapshots.rs`).
+struct Finishing {
+    index: LogIndex,
+    stage: FinishStage,
+    /// The entries the core's compaction dropped, freed on the deleting thread.
+    garbage: Vec<Entry>,
+}
+
+enum FinishStage {
+    /// The snapshot metadata is being written.
+    Meta(Ticket),
+    /// The compaction marker: `None` until `index` is durable locally, then its write.
+    Compact(Option<Ticket>),
+    /// Segments and older snapshot files are being deleted off the loop.
+    Deleting,
 }
 
 /// One Ready whose persistence is under way.
@@ -97,7 +121,7 @@ struct PendingRead<S> {
 pub(crate) struct Runner<S> {
     pub(crate) raw: RawNode,
     pub(crate) sm: S,
-    pub(crate) wal: Wal,
+    pub(crate) wal: Arc<Wal>,
     pub(crate) transport: Box<dyn Transport>,
     pub(crate) inbox: Inbox,
     pub(crate) rx: mpsc::Receiver<Request<S>>,
@@ -135,13 +159,29 @@ pub(crate) struct LoopState<S> {
     received: Option<(LogIndex, PathBuf)>,
     entries_since_snapshot: u64,
     bytes_since_snapshot: u64,
-    /// Index of a snapshot being written off the loop, and the requests waiting for it.
+    /// Index of a snapshot in progress (written off the loop, then finished), and the
+    /// requests waiting for it.
     snapshot_writing: Option<LogIndex>,
+    finishing: Option<Finishing>,
     snapshot_waiters: Vec<Reply<LogIndex>>,
     requests_closed: bool,
     inbox_closed: bool,
     /// WAL backpressure (see `backpressure.rs`).
     wal: backpressure::WalLoad,
+    /// What the current loop turn did, reported if it stalls.
+    turn: TurnStats,
+}
+
+/// Work done in one loop turn (wall time: a CPU-starved thread shows up here too).
+#[derive(Default, Debug)]
+struct TurnStats {
+    requests: u32,
+    messages: u32,
+    events: u32,
+    readies: u32,
+    applied: u32,
+    apply: Duration,
+    snapshot: Duration,
 }
 
 impl<S> Default for LoopState<S> {
@@ -162,10 +202,12 @@ impl<S> Default for LoopState<S> {
             entries_since_snapshot: 0,
             bytes_since_snapshot: 0,
             snapshot_writing: None,
+            finishing: None,
             snapshot_waiters: Vec::new(),
             requests_closed: false,
             inbox_closed: false,
             wal: backpressure::WalLoad::default(),
+            turn: TurnStats::default(),
         }
     }
 }
@@ -249,16 +291,42 @@ impl<S: StateMachine> Runner<S> {
             ev = self.events_rx.recv() => if let Some(ev) = ev { self.on_event(ev)? },
             () = tokio::time::sleep_until(deadline) => {}
         }
+        let started = StdInstant::now();
+        self.state.turn = TurnStats::default();
         self.drain()?;
+        let drained = started.elapsed();
         // Ticks are checked on every turn, not only when the timer branch wins: a steady
         // stream of requests or messages must not starve heartbeats and elections.
         let now = tokio::time::Instant::now();
         if now >= *next_tick {
+            let late = now - *next_tick;
+            if late >= LOOP_STALL_WARN {
+                // The loop did not run for this long (starved of CPU, or a long turn).
+                tracing::debug!(
+                    id = %self.config.id(),
+                    late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX),
+                    role = ?self.state.role,
+                    "tick late"
+                );
+            }
             self.on_tick();
             // After a stall, resume the cadence from now rather than firing a burst.
             *next_tick = (*next_tick + tick).max(now);
         }
-        self.process_readies()
+        let r = self.process_readies();
+        let took = started.elapsed();
+        if took >= LOOP_STALL_WARN {
+            // A turn this long delays heartbeats and acknowledgements by as much: say where
+            // the time went (wall time: a starved CPU shows up here too).
+            tracing::warn!(
+                id = %self.config.id(),
+                drain_us = u64::try_from(drained.as_micros()).unwrap_or(u64::MAX),
+                total_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+                turn = ?self.state.turn,
+                "node loop turn stalled"
+            );
+        }
+        r
     }
 
     /// Takes whatever else is queued, without waiting.
@@ -329,11 +397,12 @@ impl<S: StateMachine> Runner<S> {
             self.state.wal.on_durable(f.wal_bytes);
         }
         self.release_held();
-        Ok(())
+        self.advance_finish()
     }
 
     fn handle_ready(&mut self, rd: Ready) -> Result<(), Fatal> {
         Metrics::inc(&self.metrics.counters.readies, 1);
+        self.state.turn.readies += 1;
         if let Some(ss) = rd.soft_state {
             self.on_soft_state(ss.role, ss.leader);
         }
@@ -469,6 +538,7 @@ impl<S: StateMachine> Runner<S> {
     }
 
     fn on_incoming(&mut self, inc: Incoming) {
+        self.state.turn.messages += 1;
         match inc {
             Incoming::Message { from, payload } => self.on_message(from, payload),
             Incoming::Snapshot(rx) => self.receive_snapshot(rx),

@@ -4,6 +4,7 @@ use super::*;
 
 impl<S: StateMachine> Runner<S> {
     pub(super) fn on_request(&mut self, req: Request<S>) -> Result<(), Fatal> {
+        self.state.turn.requests += 1;
         match req {
             Request::Propose {
                 data,
@@ -47,10 +48,16 @@ impl<S: StateMachine> Runner<S> {
                     // Answered when the snapshot being written completes.
                     self.state.snapshot_waiters.push(reply);
                 } else {
-                    let r = self
-                        .take_snapshot()
-                        .map_err(|Fatal(e)| NodeError::Snapshot(e));
-                    let _ = reply.send(r);
+                    match self.take_snapshot() {
+                        Ok(Some(index)) => {
+                            let _ = reply.send(Ok(index));
+                        }
+                        // Answered when the snapshot's WAL work completes.
+                        Ok(None) => self.state.snapshot_waiters.push(reply),
+                        Err(Fatal(e)) => {
+                            let _ = reply.send(Err(NodeError::Snapshot(e)));
+                        }
+                    }
                 }
             }
             Request::Status { reply } => {

@@ -7,6 +7,14 @@ use super::*;
 /// Snapshots: taking them, streaming them to followers, installing received ones.
 impl<S: StateMachine> Runner<S> {
     pub(super) fn on_event(&mut self, ev: SnapshotEvent) -> Result<(), Fatal> {
+        self.state.turn.events += 1;
+        let t0 = StdInstant::now();
+        let r = self.on_event_inner(ev);
+        self.state.turn.snapshot += t0.elapsed();
+        r
+    }
+
+    fn on_event_inner(&mut self, ev: SnapshotEvent) -> Result<(), Fatal> {
         match ev {
             SnapshotEvent::Sent { to, ok } => {
                 self.state.sending.remove(&to);
@@ -23,6 +31,7 @@ impl<S: StateMachine> Runner<S> {
                 }
             }
             SnapshotEvent::Written { meta, path } => self.on_snapshot_written(&meta, path)?,
+            SnapshotEvent::Compacted { index, result } => self.on_compacted(index, result)?,
         }
         Ok(())
     }
@@ -32,21 +41,26 @@ impl<S: StateMachine> Runner<S> {
         meta: &SnapshotMeta,
         path: Result<PathBuf, String>,
     ) -> Result<(), Fatal> {
-        self.state.snapshot_writing = None;
         let result = match path {
-            Ok(path) => self.finish_snapshot(meta, &path).map_err(|Fatal(e)| e),
+            Ok(path) => self.begin_finish(meta, &path).map_err(|Fatal(e)| e),
             Err(e) => Err(e),
         };
-        if let Err(e) = &result {
+        if let Err(e) = result {
             tracing::warn!(index = %meta.index, error = %e, "background snapshot failed");
-        }
-        for reply in self.state.snapshot_waiters.drain(..) {
-            let r = result.clone().map_err(NodeError::Snapshot);
-            let _ = reply.send(r);
+            self.end_snapshot(&Err(e));
         }
         Ok(())
     }
 
+    /// The snapshot in progress is over: answer the requests that waited for it.
+    fn end_snapshot(&mut self, result: &Result<LogIndex, String>) {
+        self.state.snapshot_writing = None;
+        self.state.finishing = None;
+        for reply in self.state.snapshot_waiters.drain(..) {
+            let r = result.clone().map_err(NodeError::Snapshot);
+            let _ = reply.send(r);
+        }
+    }
     /// Steps an InstallSnapshot whose data arrived complete and verified.
     pub(super) fn step_snapshot(&mut self, from: NodeId, header: &Bytes, path: PathBuf) {
         let me = self.config.id();
@@ -147,41 +161,142 @@ impl<S: StateMachine> Runner<S> {
         }))
     }
 
-    /// Writes a snapshot at the applied index on the loop, then finishes it.
-    pub(super) fn take_snapshot(&mut self) -> Result<LogIndex, Fatal> {
+    /// Writes a snapshot at the applied index on the loop, then starts finishing it. Returns
+    /// the index at once if there is nothing newer to snapshot; `None` if a snapshot is now in
+    /// progress (its requests wait in `snapshot_waiters`).
+    pub(super) fn take_snapshot(&mut self) -> Result<Option<LogIndex>, Fatal> {
         let Some(meta) = self.snapshot_meta()? else {
-            return Ok(self.snapshot_index);
+            return Ok(Some(self.snapshot_index));
         };
         let sm = &self.sm;
         let path = snapshot::write(&self.snap_dir, &meta, &self.peers, |w| sm.snapshot(w))?;
         self.state.entries_since_snapshot = 0;
         self.state.bytes_since_snapshot = 0;
-        self.finish_snapshot(&meta, &path)
+        self.state.snapshot_writing = Some(meta.index);
+        if let Err(Fatal(e)) = self.begin_finish(&meta, &path) {
+            self.end_snapshot(&Err(e.clone()));
+            return Err(Fatal(e));
+        }
+        Ok(None)
     }
 
-    /// A durable snapshot file exists for `meta`: tell the core, store the metadata in the
-    /// WAL, and compact the WAL prefix once that metadata is durable.
-    fn finish_snapshot(&mut self, meta: &SnapshotMeta, path: &Path) -> Result<LogIndex, Fatal> {
+    /// A durable snapshot file exists for `meta`: tell the core and queue the metadata in
+    /// the WAL. The rest (compacting the WAL prefix once the metadata is durable, deleting
+    /// segments and older snapshot files) runs in stages that never block the loop
+    /// (`advance_finish`): a loop that waits here for fsyncs under load misses heartbeats
+    /// and costs the leadership.
+    fn begin_finish(&mut self, meta: &SnapshotMeta, path: &Path) -> Result<(), Fatal> {
         let index = meta.index;
         if index <= self.snapshot_index {
             // A newer snapshot was installed while this one was written.
             let _ = std::fs::remove_file(path);
-            return Ok(self.snapshot_index);
+            self.end_snapshot(&Ok(self.snapshot_index));
+            return Ok(());
         }
         let core_meta = self.raw.on_snapshot_created(index)?;
         assert_eq!(
             core_meta, *meta,
             "the core's snapshot metadata matches the file's"
         );
-        self.wal
-            .set_snapshot_meta(storage::meta_to_wal(meta))?
-            .wait()?;
-        self.wal.compact_prefix(index.0)?;
-        snapshot::prune(&self.snap_dir, index)?;
-        tracing::debug!(id = %self.config.id(), %index, ?path, "snapshot taken");
-        self.snapshot_index = index;
+        let ticket = self.wal.set_snapshot_meta(storage::meta_to_wal(meta))?;
+        self.state.finishing = Some(Finishing {
+            index,
+            stage: FinishStage::Meta(ticket),
+            garbage: self.raw.take_compacted(),
+        });
+        Ok(())
+    }
+
+    /// Moves the snapshot being finished on, as far as it can go without waiting.
+    pub(super) fn advance_finish(&mut self) -> Result<(), Fatal> {
+        loop {
+            let Some(f) = self.state.finishing.as_mut() else {
+                return Ok(());
+            };
+            let index = f.index;
+            let ticket = match &mut f.stage {
+                FinishStage::Meta(t) | FinishStage::Compact(Some(t)) => Some(t),
+                FinishStage::Compact(None) | FinishStage::Deleting => None,
+            };
+            if let Some(t) = ticket {
+                match poll_now(t) {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(Fatal(format!("wal: {e}"))),
+                    Some(Ok(_)) => {}
+                }
+            }
+            match f.stage {
+                FinishStage::Meta(_) => f.stage = FinishStage::Compact(None),
+                FinishStage::Compact(None) => {
+                    // The marker names the term of `index`, read from the durable log.
+                    if self.wal.last_index() < index.0 {
+                        return Ok(());
+                    }
+                    match self.wal.compact_prefix_queued(index.0)? {
+                        Some(t) => f.stage = FinishStage::Compact(Some(t)),
+                        None => f.stage = FinishStage::Deleting,
+                    }
+                    if matches!(f.stage, FinishStage::Deleting) {
+                        self.spawn_delete(index);
+                    }
+                }
+                FinishStage::Compact(Some(_)) => {
+                    f.stage = FinishStage::Deleting;
+                    self.spawn_delete(index);
+                }
+                FinishStage::Deleting => return Ok(()),
+            }
+        }
+    }
+
+    /// Deletes compacted segments and older snapshot files on a thread of its own (file
+    /// removal and directory syncs can wait behind other writers' data on ext4); the
+    /// outcome comes back as [`SnapshotEvent::Compacted`].
+    fn spawn_delete(&mut self, index: LogIndex) {
+        let garbage = self
+            .state
+            .finishing
+            .as_mut()
+            .map(|f| std::mem::take(&mut f.garbage));
+        let (wal, dir, events) = (
+            Arc::clone(&self.wal),
+            self.snap_dir.clone(),
+            self.events_tx.clone(),
+        );
+        let work = move || {
+            drop(garbage);
+            let result = wal.delete_compacted().map_err(|e| e.to_string());
+            if let Err(e) = snapshot::prune(&dir, index) {
+                // A concurrent install may have pruned the same files first.
+                tracing::warn!(%index, error = %e, "cannot prune older snapshot files");
+            }
+            result
+        };
+        let events2 = self.events_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("ringraft-compact-{}", self.config.id()))
+            .spawn(move || {
+                let result = work();
+                let _ = events.blocking_send(SnapshotEvent::Compacted { index, result });
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the compaction thread; deleting on the loop");
+            let result = self.wal.delete_compacted().map_err(|e| e.to_string());
+            let _ = snapshot::prune(&self.snap_dir, index);
+            let _ = events2.try_send(SnapshotEvent::Compacted { index, result });
+        }
+    }
+
+    fn on_compacted(&mut self, index: LogIndex, result: Result<(), String>) -> Result<(), Fatal> {
+        if let Err(e) = result {
+            // As for any WAL write: the log's files are in an unknown state.
+            return Err(Fatal(format!("wal: deleting compacted segments: {e}")));
+        }
+        self.snapshot_index = self.snapshot_index.max(index);
         Metrics::inc(&self.metrics.counters.snapshots_taken, 1);
-        Ok(index)
+        tracing::debug!(id = %self.config.id(), %index, "snapshot taken");
+        self.end_snapshot(&Ok(index));
+        Ok(())
     }
 
     /// Streams the snapshot file to `m.to` on a thread of its own; the outcome comes back as
