@@ -83,7 +83,7 @@ fn catches_count_old_term_toward_commit() {
 
 #[test]
 fn catches_vote_without_log_check() {
-    let seeds = [0, 5, 8, 11, 13, 25, 28, 29, 30, 36, 37, 39];
+    let seeds = [0, 5, 8, 11, 13, 25, 29, 30, 36, 37, 39, 40];
     assert_caught(Mutation::VoteWithoutLogCheck, &seeds, CAUGHT_MIN);
 }
 
@@ -110,7 +110,30 @@ fn catches_follower_read_without_read_index() {
 
 #[test]
 fn catches_lease_read_before_noop_commit() {
-    // Every seed of the budget that catches it: 9, one below the goal (docs/testing.md).
-    let seeds = [374, 505, 800, 825, 943, 1409, 1430, 1847, 1992];
-    assert_caught(Mutation::LeaseReadBeforeNoopCommit, &seeds, seeds.len());
+    // Slowacks profile (a new leader on a slow disk, fast followers), and one seed each of
+    // the lease, figure8 and bridge profiles: stale lease reads (42 seeds of the budget).
+    let seeds = [
+        50, 58, 134, 144, 157, 194, 228, 338, 446, 456, 460, 508, 374, 800, 1409, 1430,
+    ];
+    assert_caught(Mutation::LeaseReadBeforeNoopCommit, &seeds, CAUGHT_MIN);
+}
+
+#[test]
+fn catches_lease_from_receive_time() {
+    // Slowacks profile: the old leader's lease, counted from the receipt of late
+    // acknowledgements, serves stale reads while the new leader commits (67 seeds).
+    let seeds = [
+        28, 47, 86, 88, 134, 144, 157, 194, 215, 228, 246, 264, 292, 315, 378, 407,
+    ];
+    assert_caught(Mutation::LeaseFromReceiveTime, &seeds, CAUGHT_MIN);
+}
+
+#[test]
+fn catches_vote_despite_leader_lease() {
+    // Sticky profile: the bridge votes for the far side while the leader's lease holds, and
+    // the leader serves stale lease reads (73 seeds).
+    let seeds = [
+        78, 89, 139, 151, 155, 190, 199, 208, 217, 231, 237, 252, 280, 305, 358, 382,
+    ];
+    assert_caught(Mutation::VoteDespiteLeaderLease, &seeds, CAUGHT_MIN);
 }

@@ -150,8 +150,31 @@ fn soak_regressions_snapshot_over_held_suffix() {
     }
 }
 
-/// The profiles' shares of the default budget: each targeted profile runs on at least
-/// 150 of the 2,000 seeds (10% each, 20% flapping, 40% default).
+/// Soak seed 1,175,895 (snapshot profile) ended with "no leader at the end of the run": its
+/// leader removed itself once its membership change committed during the drain, the next
+/// election split three ways (slow disks held the first candidate's vote requests while two
+/// others pre-voted), and the drain ended 190 ms after the removal, in the middle of it. The
+/// engine was fine (the next term elects a leader within 150 ms); the end-of-run check
+/// judged an instant. The drain's end now waits for the election in progress, within the
+/// healing bound. The seed must still end its drain with no leader, and pass.
+#[test]
+fn soak_regression_drain_ends_during_an_election() {
+    let options = SimOptions {
+        profile: Some(Profile::Snapshot),
+        ..SimOptions::default()
+    };
+    match run_seed(1_175_895, options) {
+        Ok(stats) => assert!(
+            stats.drain_end_waits_for_leader,
+            "seed 1175895 no longer ends its drain with no leader: {stats:?}"
+        ),
+        Err(f) => panic!("{}", report(&f)),
+    }
+}
+
+/// The profiles' shares of the default budget: each profile runs on at least three quarters
+/// of its share of the 2,000 seeds (20% flapping, 10% each of snapshot, lease, figure8 and
+/// bridge, 5% each of slowacks and sticky, 30% default).
 #[test]
 fn default_budget_covers_every_profile() {
     let mut counts = std::collections::BTreeMap::new();
@@ -160,11 +183,15 @@ fn default_budget_covers_every_profile() {
             .entry(SimParams::from_seed(seed).profile)
             .or_insert(0u64) += 1;
     }
-    for profile in Profile::ALL {
+    let targeted: u64 = Profile::SHARES_PERCENT.iter().sum();
+    let shares = Profile::SHARES_PERCENT.into_iter().chain([100 - targeted]);
+    for (profile, share) in Profile::ALL.into_iter().zip(shares) {
         let n = counts.get(&profile).copied().unwrap_or(0);
+        let min = DEFAULT_SEEDS * share / 100 * 3 / 4;
         assert!(
-            n >= 150,
-            "profile {profile} runs on only {n} of the {DEFAULT_SEEDS} default seeds: {counts:?}"
+            n >= min,
+            "profile {profile} runs on only {n} of the {DEFAULT_SEEDS} default seeds, below \
+             {min}: {counts:?}"
         );
     }
     // Forcing the profile a seed picks anyway changes nothing: `--profile` replays a seed.

@@ -117,6 +117,11 @@ impl ReadTracker {
         self.lease_until
     }
 
+    /// The newest round a quorum acknowledged.
+    pub(crate) fn acked_round(&self) -> u64 {
+        self.acked_round
+    }
+
     /// Extends the lease to `until` (the rule breaker of
     /// [`crate::raft::Mutation::LeaseFromReceiveTime`]).
     pub(crate) fn extend_lease_to(&mut self, until: Instant) {

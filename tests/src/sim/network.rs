@@ -5,7 +5,7 @@
 //! when a message is sent and when it would be delivered, so a partition also cuts messages
 //! already in flight.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::rng::Rng;
 
@@ -33,6 +33,10 @@ pub struct Network {
     pub params: NetParams,
     /// Directed links that are cut: `(from, to)`.
     blocked: BTreeSet<(u64, u64)>,
+    /// Directed links that are slow: `(from, to)` to the true time the slowdown started and
+    /// the most it adds to a message's delay (a congested queue: messages still arrive,
+    /// late, and a cut of the other direction does not drop them).
+    slow: BTreeMap<(u64, u64), (u64, u64)>,
 }
 
 impl Network {
@@ -41,6 +45,7 @@ impl Network {
         Network {
             params,
             blocked: BTreeSet::new(),
+            slow: BTreeMap::new(),
         }
     }
 
@@ -82,9 +87,28 @@ impl Network {
         self.blocked.remove(&(node, node));
     }
 
-    /// Restores every link.
+    /// Slows the link from `from` to `to` from `now` until the next heal: a message sent
+    /// `t` after `now` is delayed by `min(t / 2, extra_nanos)` more. The queue builds up at
+    /// half the rate of time, so arrivals keep coming, spaced at most 1.5 times as far apart
+    /// as their sends: a sudden jump would open a silence as long as the jump, and the
+    /// receiver's CheckQuorum would notice that rather than late messages.
+    pub fn slow_one_way(&mut self, from: u64, to: u64, now: u64, extra_nanos: u64) {
+        if from != to {
+            self.slow.insert((from, to), (now, extra_nanos));
+        }
+    }
+
+    /// The delay the slow link `from -> to` (if any) adds to a message sent at `now`.
+    fn slowdown(&self, from: u64, to: u64, now: u64) -> u64 {
+        self.slow
+            .get(&(from, to))
+            .map_or(0, |(since, max)| (now.saturating_sub(*since) / 2).min(*max))
+    }
+
+    /// Restores every link, slow ones included.
     pub fn heal(&mut self) {
         self.blocked.clear();
+        self.slow.clear();
     }
 
     /// The cut links, for traces.
@@ -98,9 +122,10 @@ impl Network {
         if !self.connected(from, to) || rng.chance_ppm(self.params.loss_ppm) {
             return Vec::new();
         }
-        let mut arrivals = vec![now + self.delay(rng)];
+        let sent = now + self.slowdown(from, to, now);
+        let mut arrivals = vec![sent + self.delay(rng)];
         if rng.chance_ppm(self.params.duplicate_ppm) {
-            arrivals.push(now + self.delay(rng));
+            arrivals.push(sent + self.delay(rng));
         }
         arrivals
     }
@@ -112,5 +137,46 @@ impl Network {
         } else {
             rng.range(p.delay_min_nanos, p.delay_max_nanos.max(p.delay_min_nanos))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{NetParams, Network};
+    use crate::rng::Rng;
+
+    fn fixed_delay(nanos: u64) -> NetParams {
+        NetParams {
+            loss_ppm: 0,
+            duplicate_ppm: 0,
+            delay_min_nanos: nanos,
+            delay_max_nanos: nanos,
+            delay_long_ppm: 0,
+            delay_long_nanos: nanos,
+        }
+    }
+
+    #[test]
+    fn slow_link_builds_up_at_half_rate_caps_and_heals() {
+        let mut net = Network::new(fixed_delay(1_000));
+        let mut rng = Rng::new(7);
+        net.slow_one_way(1, 2, 10_000, 50_000);
+        // Before and at the start nothing is added; then half the elapsed time, up to the cap.
+        for (sent, extra) in [
+            (5_000, 0),
+            (10_000, 0),
+            (30_000, 10_000),
+            (110_000, 50_000),
+            (900_000, 50_000),
+        ] {
+            assert_eq!(net.route(&mut rng, 1, 2, sent), vec![sent + 1_000 + extra]);
+        }
+        // Only that direction is slow; cutting the other one leaves it delivering.
+        net.cut_one_way(2, 1);
+        assert!(net.route(&mut rng, 2, 1, 200_000).is_empty());
+        assert_eq!(net.route(&mut rng, 1, 2, 200_000), vec![251_000]);
+        net.heal();
+        assert_eq!(net.route(&mut rng, 1, 2, 200_000), vec![201_000]);
+        assert_eq!(net.route(&mut rng, 2, 1, 200_000), vec![201_000]);
     }
 }

@@ -99,6 +99,13 @@ pub struct SimParams {
     /// Percent of partitions that are bridges: the leader's side and the others' side meet
     /// only in one bridge node that hears both (see `nemesis_bridge`).
     pub bridge_percent: u64,
+    /// Range of the delay a lease attack adds to the slowed links into the leader, in
+    /// nanoseconds (see `nemesis_attack`).
+    pub attack_delay_nanos: (u64, u64),
+    /// Per-node disk latency ranges (index 0 is node 1), replacing `disk_latency_nanos` when
+    /// set: a new leader whose own disk is slower than its followers' holds a quorum's
+    /// acknowledgement of its first round before its no-op is durable on itself.
+    pub disk_latency_per_node: Option<Vec<(u64, u64)>>,
 }
 
 /// A fault mix aimed at one family of rules. The seed picks the profile (`Profile::draw`),
@@ -122,22 +129,34 @@ pub enum Profile {
     /// Bridge and one-way partitions: a node that still hears the leader is asked to vote
     /// by a node that does not (leader stickiness).
     Bridge,
+    /// Lease attacks: the links into the leader slowed by 120-300 ms, then the links out of
+    /// it cut while readers stay on it and writers go elsewhere (a lease measured from the
+    /// receipt of late acknowledgements outlives the followers' stickiness).
+    SlowAcks,
+    /// Stickiness attacks: one side cut off from the leader both ways, a bridge node that
+    /// still hears the leader and answers it over a slow link, few writes; readers stay on
+    /// the leader and writers go elsewhere (a bridge that votes although it heard a live
+    /// leader lets the far side commit while the leader's lease holds).
+    Sticky,
 }
 
 impl Profile {
     /// Every profile, in the order of their seed shares.
-    pub const ALL: [Profile; 6] = [
+    pub const ALL: [Profile; 8] = [
         Profile::Flapping,
         Profile::Snapshot,
         Profile::Lease,
         Profile::Figure8,
         Profile::Bridge,
+        Profile::SlowAcks,
+        Profile::Sticky,
         Profile::Default,
     ];
 
-    /// Percent of seeds that run each targeted profile (the rest run `Default`). Flapping
-    /// and the four targeted ones together take 60% of the seeds.
-    const SHARES_PERCENT: [u64; 5] = [20, 10, 10, 10, 10];
+    /// Percent of seeds that run each targeted profile (the rest run `Default`): together
+    /// 70% of the seeds. The last two were taken from `Default`'s share, so every seed of
+    /// the other profiles kept its profile and its parameters.
+    pub const SHARES_PERCENT: [u64; 7] = [20, 10, 10, 10, 10, 5, 5];
 
     /// The profile of a seed, from a roll in `0..100`.
     fn from_roll(roll: u64) -> Profile {
@@ -160,6 +179,8 @@ impl Profile {
             Profile::Lease => "lease",
             Profile::Figure8 => "figure8",
             Profile::Bridge => "bridge",
+            Profile::SlowAcks => "slowacks",
+            Profile::Sticky => "sticky",
         }
     }
 
@@ -194,6 +215,8 @@ pub struct NemesisWeights {
     pub transfer: u64,
     /// Pause a process (the leader half of the time) for up to a second.
     pub pause: u64,
+    /// A lease attack on the leader (the `slowacks` and `sticky` profiles only).
+    pub attack: u64,
 }
 
 impl SimParams {
@@ -247,6 +270,7 @@ impl SimParams {
             membership: if rng.chance(50) { rng.range(1, 4) } else { 0 },
             transfer: rng.range(0, 3),
             pause: rng.range(0, 4),
+            attack: 0,
         };
         let mut p = SimParams {
             seed,
@@ -285,6 +309,8 @@ impl SimParams {
             bridge_percent: 0,
             pause_isolate_percent: 0,
             pause_on_campaign_percent: 0,
+            attack_delay_nanos: (0, 0),
+            disk_latency_per_node: None,
         };
         let drawn = Profile::from_roll(rng.below(100));
         p.profile = forced.unwrap_or(drawn);
@@ -295,8 +321,95 @@ impl SimParams {
             Profile::Lease => p.make_lease(&mut rng),
             Profile::Figure8 => p.make_figure8(&mut rng),
             Profile::Bridge => p.make_bridge(&mut rng),
+            Profile::SlowAcks => p.make_slow_acks(&mut rng),
+            Profile::Sticky => p.make_sticky(&mut rng),
         }
         p
+    }
+
+    /// The disk latency range of node `id`.
+    pub fn disk_latency_of(&self, id: u64) -> (u64, u64) {
+        self.disk_latency_per_node
+            .as_ref()
+            .and_then(|v| v.get((id - 1) as usize).copied())
+            .unwrap_or(self.disk_latency_nanos)
+    }
+
+    /// What the two attack profiles share: the attack is the nemesis' main action and ends
+    /// only by its own heal (no heals, partitions, pauses, membership changes or transfers
+    /// cut it short); one register, so every write an attack lets commit elsewhere is one
+    /// the leader's readers should see; short client timeouts, so a writer stuck on the
+    /// attacked leader moves on.
+    fn make_attack_common(&mut self, rng: &mut Rng) {
+        self.nemesis.attack = rng.range(6, 12);
+        self.nemesis.quiet = rng.range(1, 4);
+        self.nemesis.crash = rng.range(0, 2);
+        self.nemesis.restart = 2;
+        self.nemesis.partition = 0;
+        self.nemesis.heal = 0;
+        self.nemesis.pause = 0;
+        self.nemesis.membership = 0;
+        self.nemesis.transfer = 0;
+        self.nemesis_interval_nanos = rng.range(50_000_000, 150_000_000);
+        self.flap_percent = 0;
+        self.net.loss_ppm = rng.range(0, 5_000);
+        self.net.delay_long_ppm = 0;
+        self.keys = 1;
+        self.clients = rng.range(4, 6);
+        self.lease_read_percent = rng.range(80, 100);
+        self.think_nanos = (0, rng.range(500_000, 4_000_000));
+        self.client_timeout_nanos = rng.range(150_000_000, 400_000_000);
+    }
+
+    /// The slow-acks profile (lease start, Raft thesis 6.4): an attack slows every link into
+    /// the leader by 120-300 ms, then cuts every link out of it. Its followers stop hearing
+    /// it and elect a new leader once their stickiness ends, about an election timeout after
+    /// the last round they heard; the answers to that round reach the old leader only
+    /// 120-300 ms after they were sent, so a lease counted from their receipt instead of
+    /// from the round's send time still holds after the new leader committed writes.
+    /// Clocks sit at the drift bound; half of the disks are slow, so a new leader often
+    /// holds its followers' acknowledgement of its first round before its own no-op is
+    /// durable.
+    fn make_slow_acks(&mut self, rng: &mut Rng) {
+        self.make_attack_common(rng);
+        let half = (CLOCK_DRIFT_PPM_MAX / 2) as i64;
+        for rate in self.clock_rates_ppm.iter_mut() {
+            *rate = if rng.chance(50) { half - 1 } else { 1 - half };
+        }
+        self.attack_delay_nanos = (120_000_000, 300_000_000);
+        self.write_percent = rng.range(30, 60);
+        // Two clients of each role (see `on_client_next`).
+        self.clients = 6;
+        let disks = (0..NODES_MAX)
+            .map(|_| {
+                if rng.chance(50) {
+                    (
+                        rng.range(10_000_000, 20_000_000),
+                        rng.range(25_000_000, 50_000_000),
+                    )
+                } else {
+                    (rng.range(50_000, 300_000), rng.range(500_000, 2_000_000))
+                }
+            })
+            .collect();
+        self.disk_latency_per_node = Some(disks);
+    }
+
+    /// The sticky profile (leader stickiness, thesis 4.2.3): an attack cuts one side off
+    /// from the leader both ways, and leaves a bridge node that hears the leader and
+    /// answers it over a link slowed by 45-75 ms (so the leader's lease still holds, and it
+    /// learns late of any newer term the bridge took on). The far side campaigns: only the
+    /// bridge's refusal, since it hears a live leader, keeps it from winning while the
+    /// leader serves lease reads. Few writes (the far side's logs stay as up to date as the
+    /// bridge's, so the vote is not refused for a stale log), fast disks and a fast network
+    /// (the far side commits within the lease).
+    fn make_sticky(&mut self, rng: &mut Rng) {
+        self.make_attack_common(rng);
+        self.attack_delay_nanos = (45_000_000, 75_000_000);
+        self.write_percent = rng.range(10, 30);
+        self.net.delay_min_nanos = rng.range(100_000, 500_000);
+        self.net.delay_max_nanos = rng.range(1_000_000, 3_000_000);
+        self.disk_latency_nanos = (rng.range(50_000, 200_000), rng.range(300_000, 1_500_000));
     }
 
     /// The leader-flapping profile: three nodes, one entry per AppendEntries and one in

@@ -154,12 +154,13 @@ impl Core {
         // No lease while a transfer runs, nor after a TimeoutNow left in this term: its
         // campaign may win before the lease would end.
         let lease_allowed = leader.transfer.is_none() && !leader.timeout_now_sent;
-        let lease_before = leader.reads.lease_until();
+        let newly_acked = round > leader.reads.acked_round();
         let done = leader
             .reads
             .on_quorum_acked(round, lease_nanos, lease_allowed);
-        if from_receipt && leader.reads.lease_until() != lease_before {
-            // The rule breaker: the lease runs from the receipt of the acknowledgement.
+        if from_receipt && newly_acked && lease_allowed {
+            // The rule breaker: every newly acknowledged round extends the lease from the
+            // receipt of its acknowledgement.
             leader
                 .reads
                 .extend_lease_to(Instant(now.0.saturating_add(lease_nanos)));

@@ -12,7 +12,16 @@ impl Simulation {
         }
         let p = &self.params;
         let key = self.rng_client.below(p.keys);
-        let request = if self.rng_client.chance(p.write_percent) {
+        let pinned = self.pinned.filter(|_| self.phase == Phase::Faults);
+        // While a lease attack runs, clients take roles: a third read from the attacked
+        // leader, a third write elsewhere, a third read elsewhere (from the new leader, or
+        // through a follower that forwards to it).
+        let role = c % 3;
+        let writes = match pinned {
+            Some(_) => role == 1,
+            None => self.rng_client.chance(p.write_percent),
+        };
+        let request = if writes {
             let value = self.next_value;
             self.next_value += 1;
             Request::Put { key, value }
@@ -32,9 +41,18 @@ impl Simulation {
             .collect();
         let client = &self.clients[c as usize];
         let random = self.rng_client.chance(p.random_target_percent);
-        let target = match client.leader_hint {
-            Some(l) if !random && members.contains(&l) => l,
-            _ => *self.rng_client.pick(&members),
+        let target = match (pinned, client.leader_hint) {
+            (Some(l), _) if role == 0 => l,
+            (Some(l), hint) => {
+                let elsewhere: Vec<u64> = members.iter().copied().filter(|m| *m != l).collect();
+                match hint {
+                    Some(h) if h != l && !random && members.contains(&h) => h,
+                    _ if elsewhere.is_empty() => l,
+                    _ => *self.rng_client.pick(&elsewhere),
+                }
+            }
+            (None, Some(l)) if !random && members.contains(&l) => l,
+            (None, _) => *self.rng_client.pick(&members),
         };
         let input = match request {
             Request::Put { value, .. } => Input::Put(value),

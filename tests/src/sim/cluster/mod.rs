@@ -57,6 +57,10 @@ enum Event {
     Isolate {
         node: u64,
     },
+    /// Cut every link out of `node` (the second step of a slow-acks attack).
+    CutOut {
+        node: u64,
+    },
     Persisted {
         node: u64,
         incarnation: u64,
@@ -176,6 +180,8 @@ pub struct RunStats {
     pub liveness_ticks: u64,
     /// Pauses that the end of the fault phase cut short.
     pub pauses_cut_by_faults_end: u64,
+    /// The drain ended with no leader, so the run waited for the election in progress.
+    pub drain_end_waits_for_leader: bool,
     /// Times a leader's commit index advanced onto an entry of an older term (legal only as
     /// a side effect of committing a later own-term entry in the same step).
     pub old_term_commits: u64,
@@ -213,6 +219,8 @@ pub struct Simulation {
     configs: Vec<ConfigView>,
     /// Highest log index on any node when the faults stopped.
     heal_floor: u64,
+    /// The drain ended with no leader (traced once).
+    waited_for_leader: bool,
     /// Probes proposed so far.
     probes: u64,
     /// New leaders muted by the figure-8 profile (every link out of them cut until their
@@ -221,6 +229,11 @@ pub struct Simulation {
     /// Inputs of paused nodes, held in arrival order until the node resumes (at the end of
     /// its pause or at the end of the faults, whichever comes first).
     paused_inputs: BTreeMap<u64, Vec<Event>>,
+    /// The leader a lease attack targets, while it runs: even clients read from it, odd
+    /// clients write elsewhere (see `on_client_next`). Cleared by every heal.
+    pinned: Option<u64>,
+    /// True time at which the running lease attack heals (no new attack before).
+    attack_until: u64,
     rng_net: Rng,
     rng_disk: Rng,
     rng_client: Rng,
@@ -257,12 +270,15 @@ impl Simulation {
             phase: Phase::Faults,
             conf_applied_index: 0,
             heal_floor: 0,
+            waited_for_leader: false,
             configs: vec![ConfigView {
                 voters: (1..=params.nodes).collect(),
                 voters_outgoing: Default::default(),
             }],
             probes: 0,
             paused_inputs: BTreeMap::new(),
+            pinned: None,
+            attack_until: 0,
             muted: std::collections::BTreeSet::new(),
             leader_commits: BTreeMap::new(),
             leader_first_commit: std::collections::BTreeSet::new(),
@@ -317,7 +333,7 @@ impl Simulation {
             id,
             clock,
             self.params.snapshot_every,
-            self.params.disk_latency_nanos,
+            self.params.disk_latency_of(id),
         );
         self.nodes.insert(id, node);
         self.start_node(id);
@@ -418,7 +434,23 @@ impl Simulation {
                         ));
                     }
                 }
-                Phase::Draining { until } if self.now >= until => return Ok(()),
+                Phase::Draining { until } if self.now >= until => {
+                    // A leader can step down while the clients drain (one that removes
+                    // itself once its membership change commits, a lost CheckQuorum), and
+                    // the election after it may split: the end waits for that election,
+                    // within the same bound as healing, rather than judging an instant.
+                    let leader = self.current_leader().is_some();
+                    if leader || self.now >= until + self.params.liveness_bound_nanos {
+                        return Ok(());
+                    }
+                    if !self.waited_for_leader {
+                        self.waited_for_leader = true;
+                        self.stats.drain_end_waits_for_leader = true;
+                        self.trace_line(
+                            "drain ends with no leader: waiting for the election".to_string(),
+                        );
+                    }
+                }
                 _ => {}
             }
         }
@@ -667,8 +699,10 @@ impl Simulation {
                     );
                 }
             }
+            Event::CutOut { node } => self.cut_out(node),
             Event::Heal => {
                 self.network.heal();
+                self.pinned = None;
                 self.trace_line("network heals".to_string());
             }
             Event::Resume { node } => {

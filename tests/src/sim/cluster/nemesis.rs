@@ -18,6 +18,7 @@ enum Action {
     Membership,
     Transfer,
     Pause,
+    Attack,
 }
 
 impl Simulation {
@@ -38,7 +39,7 @@ impl Simulation {
     }
 
     /// The live member that believes it leads with the highest term.
-    fn current_leader(&self) -> Option<u64> {
+    pub(super) fn current_leader(&self) -> Option<u64> {
         self.nodes
             .values()
             .filter(|n| n.member && n.role == Role::Leader)
@@ -62,6 +63,7 @@ impl Simulation {
             (Action::Membership, w.membership),
             (Action::Transfer, w.transfer),
             (Action::Pause, w.pause),
+            (Action::Attack, w.attack),
         ];
         let total: u64 = choices.iter().map(|(_, w)| w).sum();
         let mut roll = self.rng_nemesis.below(total.max(1));
@@ -82,6 +84,7 @@ impl Simulation {
             Action::Membership => self.nemesis_membership(),
             Action::Transfer => self.nemesis_transfer(),
             Action::Pause => self.nemesis_pause(),
+            Action::Attack => self.nemesis_attack(),
         }
         let next = self.now
             + self
@@ -270,6 +273,86 @@ impl Simulation {
         ));
     }
 
+    /// A lease attack on the leader (the `slowacks` and `sticky` profiles), unless one is
+    /// still running. It ends with a heal of the whole network, which also unpins the
+    /// clients.
+    fn nemesis_attack(&mut self) {
+        if self.now < self.attack_until {
+            return;
+        }
+        let Some(leader) = self.current_leader() else {
+            return;
+        };
+        let (lo, hi) = self.params.attack_delay_nanos;
+        let delay = self.rng_nemesis.range(lo, hi);
+        let heal_at = if self.params.profile == params::Profile::Sticky {
+            self.attack_sticky(leader, delay)
+        } else {
+            self.attack_slow_acks(leader, delay)
+        };
+        self.attack_until = heal_at;
+        self.schedule(heal_at, Event::Heal);
+    }
+
+    /// Slows every link into `leader` by up to `delay`, and cuts every link out of it once
+    /// the slowdown is complete (`Event::CutOut`, which also pins the readers on it).
+    /// Returns when the attack heals: long after the new leader stepped it down.
+    fn attack_slow_acks(&mut self, leader: u64, delay: u64) -> u64 {
+        for m in self.member_ids() {
+            self.network.slow_one_way(m, leader, self.now, delay);
+        }
+        self.trace_line(format!(
+            "NEMESIS attack: links into leader n{leader} slowed by up to {}ms",
+            delay / 1_000_000
+        ));
+        let cut_at = self.now + 2 * delay + self.rng_nemesis.range(0, 40_000_000);
+        self.schedule(cut_at, Event::CutOut { node: leader });
+        cut_at + delay + self.rng_nemesis.range(300_000_000, 600_000_000)
+    }
+
+    /// Cuts a far side off from `leader` (and from the leader's near side) both ways and
+    /// slows the link from a bridge node into the leader by `delay`; the readers stay on
+    /// the leader. Three nodes: bridge and one far node; five: one near node, the bridge
+    /// and two far nodes, so the far side plus the bridge is a majority.
+    fn attack_sticky(&mut self, leader: u64, delay: u64) -> u64 {
+        let mut others: Vec<u64> = self
+            .member_ids()
+            .into_iter()
+            .filter(|m| *m != leader)
+            .collect();
+        if others.len() < 2 {
+            return self.now;
+        }
+        self.rng_nemesis.shuffle(&mut others);
+        let bridge = others[0];
+        let rest = &others[1..];
+        let near_count = (rest.len() - 1) / 2;
+        let mut near = vec![leader];
+        near.extend_from_slice(&rest[..near_count]);
+        let far = rest[near_count..].to_vec();
+        self.network.partition_symmetric(&near, &far);
+        self.network.slow_one_way(bridge, leader, self.now, delay);
+        self.pinned = Some(leader);
+        self.trace_line(format!(
+            "NEMESIS attack: {far:?} cut from {near:?}, bridge n{bridge} answers leader              n{leader} {}ms late",
+            delay / 1_000_000
+        ));
+        self.now + self.rng_nemesis.range(400_000_000, 900_000_000)
+    }
+
+    /// The second step of a slow-acks attack: every link out of `node` is cut (messages
+    /// into it, slowed, still arrive), and the readers stay on it.
+    pub(super) fn cut_out(&mut self, node: u64) {
+        if self.phase != Phase::Faults || self.now >= self.attack_until {
+            return;
+        }
+        for m in self.member_ids() {
+            self.network.cut_one_way(node, m);
+        }
+        self.pinned = Some(node);
+        self.trace_line(format!("NEMESIS attack: links out of n{node} cut"));
+    }
+
     fn nemesis_partition(&mut self) {
         let members = self.member_ids();
         let leader = self.current_leader();
@@ -433,6 +516,7 @@ impl Simulation {
     /// Faults stop: the network heals and loses nothing more, crashed members restart.
     pub(super) fn end_faults(&mut self) {
         self.network.heal();
+        self.pinned = None;
         self.muted.clear();
         self.network.params.loss_ppm = 0;
         self.network.params.duplicate_ppm = 0;
@@ -481,9 +565,12 @@ impl Simulation {
     /// After the run: every acknowledged write is in the leader's log, and the history is
     /// linearizable.
     pub(super) fn final_checks(&mut self) -> Result<(), String> {
-        let leader = self
-            .current_leader()
-            .ok_or("no leader at the end of the run")?;
+        let leader = self.current_leader().ok_or(format!(
+            "no leader at the end of the run (none elected within {} ticks after the drain \
+             ended){}",
+            self.params.liveness_bound_nanos / params::TICK_NANOS,
+            self.describe_nodes()
+        ))?;
         let node = &self.nodes[&leader];
         for w in &self.acked {
             let held = w.index <= node.log.snapshot_index
