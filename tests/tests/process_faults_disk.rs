@@ -24,7 +24,8 @@ const ROOMY_BYTES: u64 = 512 << 20;
 /// registers: the state machine grows, so snapshots grow too and compacting the log cannot
 /// free the disk (overwriting a few keys fills nothing: each snapshot recycles segments).
 const FILL_VALUE_BYTES: usize = 256 << 10;
-/// Filling writes at most: 256 MiB, room for the current segment, a spare and the next.
+/// Acknowledged filling writes at most: 256 MiB, room for the current segment, a spare and
+/// the next.
 const FILL_WRITES_MAX: u64 = 1024;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -40,22 +41,41 @@ fn seed() -> u64 {
         .unwrap_or(1)
 }
 
-/// Writes big values to `target` until `done` is set or `FILL_WRITES_MAX`; returns how many
-/// were acknowledged.
-fn fill(target: std::net::SocketAddr, done: &AtomicBool) -> u64 {
+/// Writes that may fail before the filler gives up: elections under the big writes of a
+/// loaded machine make some fail, which must not end the filling early.
+const FILL_ATTEMPTS_MAX: u64 = 4 * FILL_WRITES_MAX;
+
+/// What the filler did.
+#[derive(Debug, Default)]
+struct Filled {
+    acked: u64,
+    failed: u64,
+    last_error: Option<String>,
+}
+
+/// Writes big values to `targets` (the next one after a failure) until `done` is set,
+/// `FILL_WRITES_MAX` are acknowledged or `FILL_ATTEMPTS_MAX` were tried.
+fn fill(targets: &[std::net::SocketAddr], done: &AtomicBool) -> Filled {
     let value = "x".repeat(FILL_VALUE_BYTES);
-    let mut c = Client::new(target, Duration::from_secs(5));
-    let mut acked = 0;
-    for i in 0..FILL_WRITES_MAX {
-        if done.load(Ordering::SeqCst) {
+    let mut t = 0;
+    let mut c = Client::new(targets[t], Duration::from_secs(5));
+    let mut f = Filled::default();
+    for i in 0..FILL_ATTEMPTS_MAX {
+        if done.load(Ordering::SeqCst) || f.acked >= FILL_WRITES_MAX {
             break;
         }
         match c.set(&format!("fill{i}"), &value) {
-            Ok(Ok(())) => acked += 1,
-            _ => std::thread::sleep(Duration::from_millis(20)),
+            Ok(Ok(())) => f.acked += 1,
+            other => {
+                f.failed += 1;
+                f.last_error = Some(format!("{other:?}"));
+                t = (t + 1) % targets.len();
+                c = Client::new(targets[t], Duration::from_secs(5));
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
-    acked
+    f
 }
 
 /// The error a node answers a read with, if it is not a transient one (a redirect, an
@@ -166,10 +186,19 @@ fn full_disk(name: &str, on_leader: bool) {
 /// that error.
 fn fill_until_stopped(run: &Run, full: u64) -> String {
     let done = Arc::new(AtomicBool::new(false));
-    let leader = run.cluster.node(or_fail(run.leader())).client;
+    // The leader first, then the others: a follower forwards to the leader.
+    let leader = or_fail(run.leader());
+    let first = run.cluster.node(leader).client;
+    let mut targets = vec![first];
+    targets.extend(
+        run.cluster
+            .client_addrs()
+            .into_iter()
+            .filter(|&a| a != first),
+    );
     let filler = {
         let done = done.clone();
-        std::thread::spawn(move || fill(leader, &done))
+        std::thread::spawn(move || fill(&targets, &done))
     };
     let addr = run.cluster.node(full).client;
     let mut error = None;
@@ -183,14 +212,17 @@ fn fill_until_stopped(run: &Run, full: u64) -> String {
     done.store(true, Ordering::SeqCst);
     let filled = filler.join().expect("filler thread");
     run.say(&format!(
-        "{filled} writes of {} KiB acknowledged",
-        FILL_VALUE_BYTES >> 10
+        "{} writes of {} KiB acknowledged, {} failed",
+        filled.acked,
+        FILL_VALUE_BYTES >> 10,
+        filled.failed
     ));
     error.or_else(|| read_error(addr)).unwrap_or_else(|| {
         panic!(
-            "{}: node {full} still serves after {FILL_WRITES_MAX} writes of {} KiB",
+            "{} (seed {}): node {full} still serves after {filled:?}; its log:\n{}",
             run.opts.name,
-            FILL_VALUE_BYTES >> 10
+            run.opts.seed,
+            run.cluster.node(full).proc.log_tail(4096)
         )
     })
 }

@@ -131,12 +131,57 @@ impl Drop for TmpfsMount {
     }
 }
 
-/// A free loopback port (bound, then released for a child to bind).
+/// Lowest port [`free_port`] hands out: above the well-known and most registered services.
+const PORT_MIN: u16 = 15_000;
+/// Ports tried per call before giving up (a machine with that many taken is broken).
+const PORT_TRIES_MAX: u32 = 10_000;
+
+/// The kernel's ephemeral port range (`ip_local_port_range`), Linux's default if unreadable.
+fn ephemeral_ports() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|w| w.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32_768, 60_999))
+}
+
+/// A free loopback port for a child to listen on, below the ephemeral range: a port from
+/// that range, released for the child to bind, can meanwhile be taken by any outbound
+/// connection or `bind(0)` (the proxies, the clients), and a node then fails to start or to
+/// restart with "address in use" (seen in a soak run). Ports are handed out once per process,
+/// from a start that depends on the pid so that concurrent test processes rarely meet; each
+/// is checked by binding it.
+///
+/// # Panics
+/// If no port in the range can be bound.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind a loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let (lo, _) = ephemeral_ports();
+    if lo < PORT_MIN + 1000 {
+        // No room below the ephemeral range: take one from it (the race above returns).
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind a loopback port");
+    }
+    let span = u32::from(lo - PORT_MIN);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..PORT_TRIES_MAX {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = PORT_MIN + u16::try_from(n).expect("span fits u16");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {PORT_MIN}..{lo}");
 }
 
 /// Whether `binary serve` takes the flags [`super::cluster`] passes (`--raft-addr`,
@@ -160,4 +205,21 @@ pub fn serve_flags_supported(binary: &Path) -> bool {
     ]
     .iter()
     .all(|f| help.contains(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_and_outside_the_ephemeral_range() {
+        let (lo, _) = ephemeral_ports();
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        assert!(
+            ports.iter().all(|&p| (PORT_MIN..lo).contains(&p)),
+            "{ports:?}"
+        );
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+    }
 }
