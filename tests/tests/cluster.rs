@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -22,9 +22,10 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 type Handle = NodeHandle<KvStateMachine>;
 
+/// A loopback address for a node, its port below the ephemeral range: one from `bind(0)`,
+/// released for the node to bind, could meanwhile be taken by any outgoing connection.
 fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr")
+    SocketAddr::from(([127, 0, 0, 1], ringraft_tests::process::tools::free_port()))
 }
 
 struct Member {

@@ -5,7 +5,7 @@
 //! bounded, and nothing asserts on speed.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -195,9 +195,10 @@ struct Member {
     disk: SimDisk,
 }
 
+/// A loopback address for a node, its port below the ephemeral range: one from `bind(0)`,
+/// released for the node to bind, could meanwhile be taken by any outgoing connection.
 fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr")
+    SocketAddr::from(([127, 0, 0, 1], ringraft_tests::process::tools::free_port()))
 }
 
 fn start(id: NodeId, members: &BTreeMap<NodeId, Member>) -> Node<KvStateMachine> {
