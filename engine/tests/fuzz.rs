@@ -13,22 +13,7 @@ use std::collections::BTreeMap;
 
 use interaction::Env;
 use ringraft::raft::{NodeId, Role};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use ringraft_wal::util::rng::Rng;
 
 /// `RINGRAFT_FUZZ_MUTATION=count-old-term` (with `--features mutations`) switches a rule off,
 /// to see the walk catch it.
@@ -80,7 +65,7 @@ fn step_command(env: &mut Env, rng: &mut Rng, nodes: u64, prevote: bool, batch: 
         70..=72 => format!(
             "read {target} {} {}",
             if rng.below(2) == 0 { "lease" } else { "index" },
-            rng.next() % 1_000_000_000
+            rng.next_u64() % 1_000_000_000
         ),
         73 => format!("transfer {target} {other}"),
         74 => match rng.below(4) {
@@ -141,7 +126,7 @@ fn forge_append(env: &mut Env, rng: &mut Rng, to: u64) -> String {
 
 /// Returns (highest term with a leader, entries applied) for coverage checks.
 fn run_seed(seed: u64, steps: usize) -> (u64, usize) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut env = Env::default();
     let nodes = 3 + rng.below(3);
     let prevote = rng.below(2) == 0;

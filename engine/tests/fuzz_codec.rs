@@ -276,8 +276,8 @@ fn mutated_frames() {
     let mut decoded = 0u64;
     run_seeded(0xC0DE_0000, CASES, |seed| {
         let mut rng = Rng::new(seed);
-        let base = &corpus[rng.below(corpus.len())];
-        let donor = &corpus[rng.below(corpus.len())];
+        let base = &corpus[rng.index(corpus.len())];
+        let donor = &corpus[rng.index(corpus.len())];
         let input = mutate(&mut rng, base, donor);
         if std::env::var("RINGRAFT_FUZZ_SEED").is_ok() {
             eprintln!("input {:?}", escape(&input));

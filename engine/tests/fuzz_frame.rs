@@ -150,20 +150,20 @@ fn mutated_frame_streams() {
     let (mut frames, mut refused) = (0u64, 0u64);
     run_seeded(0xF4A3_0000, CASES, |seed| {
         let mut rng = Rng::new(seed);
-        let base = &corpus[rng.below(corpus.len())];
-        let donor = &corpus[rng.below(corpus.len())];
+        let base = &corpus[rng.index(corpus.len())];
+        let donor = &corpus[rng.index(corpus.len())];
         let mut input = mutate(&mut rng, base, donor);
-        if rng.below(2) == 0 {
+        if rng.index(2) == 0 {
             reforge(&mut input);
         }
         if std::env::var("RINGRAFT_FUZZ_SEED").is_ok() {
             eprintln!("input {:?}", escape(&input));
         }
-        let mut cuts: Vec<usize> = (0..rng.below(4))
-            .map(|_| rng.below(input.len() + 1))
+        let mut cuts: Vec<usize> = (0..rng.index(4))
+            .map(|_| rng.index(input.len() + 1))
             .collect();
         cuts.sort_unstable();
-        let max = FRAME_BYTES_MAX[rng.below(FRAME_BYTES_MAX.len())];
+        let max = FRAME_BYTES_MAX[rng.index(FRAME_BYTES_MAX.len())];
         let d = check(&input, &cuts, max);
         frames += d.frames.len() as u64;
         refused += u64::from(d.error.is_some());

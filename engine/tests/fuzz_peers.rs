@@ -170,10 +170,10 @@ impl Case {
             return l.clone();
         }
         let earlier: Vec<u64> = self.logs.range(..term).map(|(t, _)| *t).collect();
-        let log = if earlier.is_empty() || self.rng.below(2) == 0 {
+        let log = if earlier.is_empty() || self.rng.index(2) == 0 {
             self.fresh_log(term)
         } else {
-            let from = earlier[self.rng.below(earlier.len())];
+            let from = earlier[self.rng.index(earlier.len())];
             self.derived_log(self.logs[&from].clone(), term)
         };
         self.logs.insert(term, log.clone());
@@ -182,12 +182,12 @@ impl Case {
 
     /// A log of random terms up to `term`, not decreasing.
     fn fresh_log(&mut self, term: u64) -> Vec<u64> {
-        let len = self.rng.below(PEER_LOG_MAX + 1);
-        let mut t = 1 + self.rng.below(term as usize) as u64;
+        let len = self.rng.index(PEER_LOG_MAX + 1);
+        let mut t = 1 + self.rng.index(term as usize) as u64;
         let mut log = Vec::with_capacity(len);
         for _ in 0..len {
-            if t < term && self.rng.below(3) == 0 {
-                t += 1 + self.rng.below((term - t) as usize) as u64;
+            if t < term && self.rng.index(3) == 0 {
+                t += 1 + self.rng.index((term - t) as usize) as u64;
             }
             log.push(t);
         }
@@ -199,12 +199,12 @@ impl Case {
     /// different prefix, which breaks log matching.
     fn derived_log(&mut self, mut log: Vec<u64>, term: u64) -> Vec<u64> {
         if !log.is_empty() {
-            let p = self.rng.below(log.len());
+            let p = self.rng.index(log.len());
             let low = if p == 0 { 1 } else { log[p - 1] };
             let high = log.get(p + 1).copied().unwrap_or(term);
-            log[p] = low + self.rng.below((high - low + 1) as usize) as u64;
+            log[p] = low + self.rng.index((high - low + 1) as usize) as u64;
         }
-        for _ in 0..self.rng.below(3) {
+        for _ in 0..self.rng.index(3) {
             if log.len() < PEER_LOG_MAX {
                 log.push(term);
             }
@@ -234,25 +234,25 @@ impl Case {
 
     /// A commit index to send: mostly low, so that snapshots above it stay possible.
     fn commit(&mut self, len: usize) -> LogIndex {
-        LogIndex(self.rng.below(len.min(2) + 1) as u64)
+        LogIndex(self.rng.index(len.min(2) + 1) as u64)
     }
 
     /// A message from the leader of a term near the follower's.
     fn message(&mut self) -> Message {
         let here = self.node.term().0.max(1);
-        let term = (here + self.rng.below(3) as u64).saturating_sub(1).max(1);
+        let term = (here + self.rng.index(3) as u64).saturating_sub(1).max(1);
         let log = self.log_of(term);
         let len = log.len();
         self.round += 1;
         let round = self.round;
-        let body = match self.rng.below(10) {
+        let body = match self.rng.index(10) {
             0..=4 => {
-                let prev = if self.rng.below(2) == 0 {
-                    self.rng.below(len + 1)
+                let prev = if self.rng.index(2) == 0 {
+                    self.rng.index(len + 1)
                 } else {
                     self.matching_prev(&log)
                 };
-                let n = self.rng.below(len - prev + 1).min(3);
+                let n = self.rng.index(len - prev + 1).min(3);
                 MessageBody::AppendEntries {
                     prev_index: LogIndex(prev as u64),
                     prev_term: Term(if prev == 0 { 0 } else { log[prev - 1] }),
@@ -266,7 +266,7 @@ impl Case {
                 round,
             },
             7 | 8 if len > 0 => {
-                let index = 1 + self.rng.below(len);
+                let index = 1 + self.rng.index(len);
                 MessageBody::InstallSnapshot {
                     meta: SnapshotMeta {
                         index: LogIndex(index as u64),
@@ -277,7 +277,7 @@ impl Case {
                 }
             }
             _ => MessageBody::RequestVote {
-                pre_vote: self.rng.below(2) == 0,
+                pre_vote: self.rng.index(2) == 0,
                 last_index: LogIndex(len as u64),
                 last_term: Term(log.last().copied().unwrap_or(0)),
                 transfer: false,
@@ -390,7 +390,7 @@ impl Case {
     }
 
     fn step(&mut self) -> Result<(), String> {
-        match self.rng.below(100) {
+        match self.rng.index(100) {
             0..=54 => {
                 let m = self.message();
                 self.deliver(m);

@@ -117,7 +117,7 @@ fn check_reply_input(input: &[u8]) {
 }
 
 fn pick<'a>(rng: &mut Rng, corpus: &'a [Vec<u8>]) -> &'a [u8] {
-    &corpus[rng.below(corpus.len())]
+    &corpus[rng.index(corpus.len())]
 }
 
 #[test]
@@ -128,7 +128,7 @@ fn mutated_request_pipelines() {
         let mut rng = Rng::new(seed);
         let (base, donor) = (pick(&mut rng, &corpus), pick(&mut rng, &corpus));
         let input = mutate(&mut rng, base, donor);
-        let cut = rng.below(input.len() + 1);
+        let cut = rng.index(input.len() + 1);
         if std::env::var("RINGRAFT_FUZZ_SEED").is_ok() {
             eprintln!("input {:?} cut {cut}", escape(&input));
         }

@@ -3,6 +3,13 @@
 //! The simulation must be replayable from one `u64` seed on any machine and any toolchain, so it
 //! uses its own generator (xoshiro256** seeded through SplitMix64) rather than a crate whose
 //! stream may change between versions.
+//!
+//! Not yet ringraft's one RNG (`ringraft_wal::util::rng::Rng`, SplitMix64, which the core, the
+//! WAL tests and the fuzz targets use): switching this generator changes every simulated run,
+//! so the mutation checks' seed lists (`tests/tests/mutations.rs`) and the pinned soak seeds
+//! (`tests/tests/simulation.rs`: 499, 1071, 1,175,895) must be found again. Switch it together
+//! with the next change that shifts the simulation's streams anyway (issue 12 item 1, the sim
+//! driving the node runtime), and re-find the seeds once for both.
 
 /// Deterministic generator: the same seed yields the same stream forever.
 #[derive(Clone, Debug)]

@@ -73,6 +73,7 @@ mod shared;
 pub mod sim;
 mod ticket;
 mod types;
+pub mod util;
 mod wal;
 
 pub use config::{BackendKind, Config, Durability, RecoveryMode};

@@ -636,6 +636,12 @@ impl Replay {
                 if first == 0 || first > f.index {
                     return Err(err(CorruptionKind::BadCheckpoint));
                 }
+                // An empty log (`first == next`) has one last entry, the compacted one: the
+                // writer keeps `last_term == prev_term` there. A checkpoint that says
+                // otherwise would recover a log that refuses its next append.
+                if first == f.index && f.term != prev_term {
+                    return Err(err(CorruptionKind::BadCheckpoint));
+                }
                 if !self.started {
                     *s = StreamState {
                         first_index: first,

@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::util::rng::Rng;
+use crate::util::sync::lock;
 use bytes::Bytes;
 
 use crate::io::{IoBackend, SegmentIo};
@@ -101,7 +103,7 @@ impl SimDisk {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// The `n`-th next write (0 = the very next) fails with EIO.
@@ -239,14 +241,14 @@ impl SimDisk {
 
 /// Keeps each unsynced sector (of each write) or not.
 fn keep_sectors(st: &State, inodes: &mut [Inode], seed: u64) {
-    let mut rng = seed | 1;
+    let mut rng = Rng::new(seed);
     for (ino, off, data) in &st.unsynced {
         let img = &mut inodes[*ino].live;
         let off = *off as usize;
         let mut s = off / SECTOR_BYTES * SECTOR_BYTES;
         while s < off + data.len() {
             let (a, b) = (s.max(off), (s + SECTOR_BYTES).min(off + data.len()));
-            if xorshift(&mut rng) & 1 == 1 {
+            if rng.next_u64() & 1 == 1 {
                 img[a..b].copy_from_slice(&data[a - off..b - off]);
             }
             s += SECTOR_BYTES;
@@ -264,9 +266,9 @@ fn keep_pages(st: &State, inodes: &mut [Inode], seed: u64) {
         );
         dirty.extend((first..=last).map(|p| (*ino, p)));
     }
-    let mut rng = seed | 1;
+    let mut rng = Rng::new(seed);
     for (ino, page) in dirty {
-        if xorshift(&mut rng) & 1 == 1 {
+        if rng.next_u64() & 1 == 1 {
             let live = &st.inodes[ino].live;
             let (a, b) = (page * PAGE_BYTES, ((page + 1) * PAGE_BYTES).min(live.len()));
             inodes[ino].live[a..b].copy_from_slice(&live[a..b]);
@@ -278,7 +280,7 @@ fn keep_pages(st: &State, inodes: &mut [Inode], seed: u64) {
 /// a sector boundary of its file; with `torn`, the next sector is then filled with garbage.
 fn keep_prefix(st: &State, inodes: &mut [Inode], n: u64, torn: Option<u64>) {
     let mut budget = n;
-    let mut rng = torn.unwrap_or(1) | 1;
+    let mut rng = Rng::new(torn.unwrap_or(0));
     for (ino, off, data) in &st.unsynced {
         let img = &mut inodes[*ino].live;
         let off = *off as usize;
@@ -293,18 +295,11 @@ fn keep_prefix(st: &State, inodes: &mut [Inode], n: u64, torn: Option<u64>) {
         if torn.is_some() {
             let end = (pos / SECTOR_BYTES + 1) * SECTOR_BYTES;
             for b in &mut img[pos..end.min(off + data.len())] {
-                *b = xorshift(&mut rng) as u8;
+                *b = rng.next_u64() as u8;
             }
         }
         break;
     }
-}
-
-fn xorshift(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
 }
 
 impl State {

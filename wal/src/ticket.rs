@@ -8,6 +8,7 @@ use std::thread::{self, Thread};
 
 use crate::error::Result;
 use crate::shared::Shared;
+use crate::util::sync::lock;
 
 #[derive(Default)]
 struct Slot {
@@ -24,7 +25,7 @@ pub(crate) struct Completion {
 
 impl Completion {
     fn lock(&self) -> MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.slot)
     }
 
     pub(crate) fn complete(&self, r: Result<u64>) {

@@ -208,7 +208,7 @@ fn crash_everywhere(seed: u64) {
         let n = rng.below(unsynced);
         // Garbage in a sector breaks the atomic-sector assumption of the recovery rule: in the
         // last write group it cannot be told from a bit flip, so it may be refused.
-        let keep = CrashKeep::TornSector(n, rng.next());
+        let keep = CrashKeep::TornSector(n, rng.next_u64());
         check_image(
             &w,
             disk.crash_image(keep),
@@ -216,7 +216,7 @@ fn crash_everywhere(seed: u64) {
             true,
             &what("torn sector"),
         );
-        let keep = CrashKeep::SectorSubset(rng.next());
+        let keep = CrashKeep::SectorSubset(rng.next_u64());
         check_image(
             &w,
             disk.crash_image(keep),

@@ -198,7 +198,7 @@ fn run(seed: u64, disk: &SimDisk) -> History {
     let mut rng = Rng::new(seed);
     for round in 0..ROUNDS as u64 {
         let term = round + 1;
-        if !append_round(&wal, &h, rng.next(), term) || !marker(&wal, &h, &mut rng, term) {
+        if !append_round(&wal, &h, rng.next_u64(), term) || !marker(&wal, &h, &mut rng, term) {
             break;
         }
     }
@@ -280,7 +280,7 @@ fn process_then_power(h: &History, disk: &SimDisk, seed: u64, what: &str) {
         }
     }
     drop(wal);
-    let image = restarted.crash_image(CrashKeep::PageSubset(rng.next()));
+    let image = restarted.crash_image(CrashKeep::PageSubset(rng.next_u64()));
     check(&h2, &image, &PROCESS_THEN_POWER, what);
 }
 
@@ -296,13 +296,13 @@ fn crash_workload(seed: u64) {
             let what = format!("seed {seed} point {p} (op {k}) page subset {i}");
             check(
                 &h,
-                &disk.crash_image(CrashKeep::PageSubset(rng.next())),
+                &disk.crash_image(CrashKeep::PageSubset(rng.next_u64())),
                 &POWER,
                 &what,
             );
         }
         let what = format!("seed {seed} point {p} (op {k}) process crash then power cut");
-        process_then_power(&h, &disk, rng.next(), &what);
+        process_then_power(&h, &disk, rng.next_u64(), &what);
     }
 }
 
@@ -334,7 +334,7 @@ fn flip_in_crash_state(seed: u64) {
         let disk = SimDisk::new();
         disk.die_after_ops(k);
         run(seed, &disk);
-        let image = disk.crash_image(CrashKeep::PageSubset(rng.next()));
+        let image = disk.crash_image(CrashKeep::PageSubset(rng.next_u64()));
         let (_, durable_names) = disk.names();
         let synced: Vec<(String, (usize, usize))> = durable_names
             .iter()

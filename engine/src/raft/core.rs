@@ -8,11 +8,11 @@ use crate::raft::log::RaftLog;
 use crate::raft::membership::Membership;
 use crate::raft::message::{Message, MessageBody, SnapshotMeta};
 use crate::raft::read::{ForwardIds, ForwardedRead};
-use crate::raft::rng::SplitMix64;
 use crate::raft::tracker::ProgressTracker;
 use crate::raft::types::{
     HardState, Instant, LogIndex, NodeId, ReadId, ReadState, Role, SoftState, Term,
 };
+use ringraft_wal::util::rng::Rng;
 
 /// The Raft state machine.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub(crate) struct Core {
     pub(crate) snapshot: SnapshotMeta,
     /// A received snapshot for the next Ready.
     pub(crate) snapshot_to_install: Option<SnapshotMeta>,
-    pub(crate) rng: SplitMix64,
+    pub(crate) rng: Rng,
     pub(crate) election_elapsed: u64,
     pub(crate) heartbeat_elapsed: u64,
     pub(crate) randomized_timeout: u64,
@@ -93,7 +93,7 @@ impl Core {
             handed_out: snap.index,
             snapshot: snap,
             snapshot_to_install: None,
-            rng: SplitMix64::new(seed),
+            rng: Rng::new(seed),
             election_elapsed: 0,
             heartbeat_elapsed: 0,
             randomized_timeout: 0,
@@ -150,9 +150,14 @@ impl Core {
 
     pub(crate) fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
-        self.randomized_timeout = self
-            .rng
-            .range(self.cfg.election_ticks_min, self.cfg.election_ticks_max);
+        // Uniform in [min, max): thesis 3.4's randomized election timeout. `below` on the
+        // width (not `range`, which is inclusive) keeps the draws of earlier versions.
+        let (min, max) = (self.cfg.election_ticks_min, self.cfg.election_ticks_max);
+        assert!(
+            min < max,
+            "validated config: election_ticks_min < election_ticks_max"
+        );
+        self.randomized_timeout = min + self.rng.below(max - min);
     }
 
     /// Leader stickiness: a live leader was heard within the minimum election timeout.

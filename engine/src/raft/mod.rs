@@ -83,7 +83,6 @@ mod quorum;
 mod raw_node;
 mod read;
 mod ready;
-mod rng;
 mod role;
 mod status;
 mod tracker;

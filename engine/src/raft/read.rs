@@ -49,7 +49,7 @@ pub(crate) struct ForwardIds {
 impl ForwardIds {
     /// Derived from `seed` apart from the election RNG, so that its draws stay the same.
     pub(crate) fn new(seed: u64) -> Self {
-        let mut rng = crate::raft::rng::SplitMix64::new(seed ^ 0x7265_6164_2d69_6473);
+        let mut rng = ringraft_wal::util::rng::Rng::new(seed ^ 0x7265_6164_2d69_6473);
         ForwardIds {
             next: rng.next_u64(),
         }

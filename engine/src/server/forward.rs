@@ -104,18 +104,13 @@ pub(crate) struct Forwarder {
 
 impl Forwarder {
     fn take(&self, addr: SocketAddr) -> Option<Link> {
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        ringraft_wal::util::sync::lock(&self.idle)
             .get_mut(&addr)
             .and_then(Vec::pop)
     }
 
     fn give_back(&self, addr: SocketAddr, link: Link) {
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut idle = ringraft_wal::util::sync::lock(&self.idle);
         let links = idle.entry(addr).or_default();
         if links.len() < IDLE_PER_ADDR_MAX {
             links.push(link);

@@ -8,26 +8,9 @@
 
 use std::path::PathBuf;
 
-/// SplitMix64: small, fast and good enough to drive a mutator.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+/// The seeded RNG: ringraft's one generator (SplitMix64, the same stream as the copy that
+/// lived here, so recorded seeds replay unchanged).
+pub use ringraft_wal::util::rng::Rng;
 
 /// Runs `f(seed)` for `cases` seeds from `base` (or the replayed one), printing a failing
 /// seed and how to replay it.
@@ -82,40 +65,40 @@ const EDGE_BYTES: [&[u8]; 10] = [
 /// protocol tokens, and cuts.
 pub fn mutate(rng: &mut Rng, input: &[u8], donor: &[u8]) -> Vec<u8> {
     let mut b = input.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(b.len() + 1);
-        match rng.below(9) {
+    for _ in 0..1 + rng.index(4) {
+        let at = rng.index(b.len() + 1);
+        match rng.index(9) {
             0 if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] ^= 1 << rng.below(8);
+                let i = rng.index(b.len());
+                b[i] ^= 1 << rng.index(8);
             }
             1 if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] = rng.next() as u8;
+                let i = rng.index(b.len());
+                b[i] = rng.next_u64() as u8;
             }
-            2 => b.insert(at, rng.next() as u8),
+            2 => b.insert(at, rng.next_u64() as u8),
             3 if at < b.len() => {
-                let end = (at + 1 + rng.below(16)).min(b.len());
+                let end = (at + 1 + rng.index(16)).min(b.len());
                 b.drain(at..end);
             }
             4 if at < b.len() => {
-                let end = (at + 1 + rng.below(32)).min(b.len());
+                let end = (at + 1 + rng.index(32)).min(b.len());
                 let run = b[at..end].to_vec();
                 b.splice(at..at, run);
             }
             5 if !donor.is_empty() => {
-                let from = rng.below(donor.len());
-                let end = (from + 1 + rng.below(64)).min(donor.len());
+                let from = rng.index(donor.len());
+                let end = (from + 1 + rng.index(64)).min(donor.len());
                 b.splice(at..at, donor[from..end].iter().copied());
             }
             6 if b.len() >= 8 => {
-                let i = rng.below(b.len() - 7);
-                let w = EDGE_U64[rng.below(EDGE_U64.len())];
-                let len = [1, 2, 4, 8][rng.below(4)];
+                let i = rng.index(b.len() - 7);
+                let w = EDGE_U64[rng.index(EDGE_U64.len())];
+                let len = [1, 2, 4, 8][rng.index(4)];
                 b[i..i + len].copy_from_slice(&w.to_le_bytes()[..len]);
             }
             7 => {
-                let t = EDGE_BYTES[rng.below(EDGE_BYTES.len())];
+                let t = EDGE_BYTES[rng.index(EDGE_BYTES.len())];
                 b.splice(at..at, t.iter().copied());
             }
             _ => b.truncate(at),

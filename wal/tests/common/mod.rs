@@ -9,23 +9,9 @@ use bytes::Bytes;
 use ringraft_wal::io::IoBackend;
 use ringraft_wal::{Config, Entry, HardState, SnapshotMeta, Wal};
 
-/// A tiny deterministic RNG (xorshift64*).
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+/// The seeded RNG: ringraft's one generator (SplitMix64). Stream change (session 8): this was
+/// a xorshift64* here, so seeds recorded before then select different runs now.
+pub use ringraft_wal::util::rng::Rng;
 
 /// Seeds for a seeded test: `WAL_SEED` replays one, else `n` (or `WAL_SEEDS`, for soak runs)
 /// derived from `base`.
@@ -132,7 +118,7 @@ pub enum Step {
 
 pub fn payload(rng: &mut Rng, max: usize) -> Bytes {
     let len = rng.below(max as u64 + 1) as usize;
-    let b: u8 = rng.next() as u8;
+    let b: u8 = rng.next_u64() as u8;
     Bytes::from(
         (0..len)
             .map(|i| b.wrapping_add(i as u8))
