@@ -62,16 +62,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod commit;
+mod completion;
 mod config;
 mod error;
 mod format;
 mod index;
 pub mod io;
+mod prepare;
+mod publish;
+mod queue;
 mod recovery;
 mod segment;
 mod shared;
 pub mod sim;
 mod ticket;
+mod transition;
 mod types;
 pub mod util;
 mod wal;

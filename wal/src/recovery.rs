@@ -17,13 +17,13 @@ use std::sync::Arc;
 use crate::config::{Config, RecoveryMode};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    decode_checkpoint, decode_frame, decode_hard_state, find_valid_after, u32_at, Decoded, Decoder,
-    Frame, Kind, StreamState, ALIGN, FRAME_HEADER_LEN, HEADER_LEN, VERSION_V1,
+    decode_checkpoint, decode_frame, find_valid_after, u32_at, Decoded, Decoder, Frame, Kind,
+    StreamState, ALIGN, FRAME_HEADER_LEN, HEADER_LEN, VERSION_V1,
 };
 use crate::index::PosIndex;
 use crate::io::IoBackend;
 use crate::segment::{self, Segment};
-use crate::types::SnapshotMeta;
+use crate::transition::{FramePos, Transition};
 
 /// The state recovery hands to the log.
 pub(crate) struct Recovered {
@@ -656,62 +656,28 @@ impl Replay {
                     return Err(err(CorruptionKind::BadCheckpoint));
                 }
             }
-            Kind::Entry => {
-                if f.index != s.next_index {
-                    return Err(err(CorruptionKind::IndexGap));
-                }
-                if f.term < s.last_term {
-                    return Err(err(CorruptionKind::TermRegression));
-                }
-                // The entry after `u64::MAX` has no index: the writer refuses such an entry.
-                let next = f
-                    .index
-                    .checked_add(1)
-                    .ok_or_else(|| err(CorruptionKind::IndexGap))?;
-                if self.index.positions_start() == self.index.next_index() {
-                    self.positions_prev_term = s.last_term;
-                }
-                let off32 = u32::try_from(off).expect("segments are at most 4 GiB");
-                self.index.push(seg.seq, f.index, off32);
-                s.next_index = next;
-                s.last_term = f.term;
-            }
-            Kind::HardState => {
-                s.hard_state = Some(
-                    decode_hard_state(f.payload).ok_or_else(|| err(CorruptionKind::BadFrame))?,
-                );
-            }
-            Kind::Snapshot => {
-                s.snapshot = Some(SnapshotMeta {
-                    index: f.index,
-                    term: f.term,
-                    membership: bytes::Bytes::copy_from_slice(f.payload),
-                });
-            }
-            Kind::Truncate => {
-                if f.index < s.first_index || f.index > s.next_index {
-                    return Err(err(CorruptionKind::BadMarker));
-                }
-                self.index.truncate(f.index);
-                s.next_index = f.index;
-                s.last_term = f.term;
-            }
-            Kind::Compact => {
-                if f.index < s.first_index {
-                    return Err(err(CorruptionKind::BadMarker));
-                }
-                self.index.compact(f.index);
-                s.first_index = f.index;
-                s.prev_term = f.term;
-                if f.index > s.next_index {
-                    s.next_index = f.index;
-                    s.last_term = f.term;
-                }
-            }
             Kind::Seal => {
                 if f.index != s.next_index {
                     return Err(err(CorruptionKind::BadCheckpoint));
                 }
+            }
+            _ => {
+                let t = Transition::from_frame(f)
+                    .map_err(err)?
+                    .expect("every frame but a checkpoint or a seal is a transition");
+                if let Some(kind) = s.refusal(&t) {
+                    return Err(err(kind));
+                }
+                let appends_to_empty = self.index.positions_start() == self.index.next_index();
+                if matches!(t, Transition::Append { .. }) && appends_to_empty {
+                    self.positions_prev_term = s.last_term;
+                }
+                let at = FramePos {
+                    seq: seg.seq,
+                    off: u32::try_from(off).expect("segments are at most 4 GiB"),
+                };
+                self.index.apply(&t, at);
+                s.apply(&t);
             }
         }
         Ok(())

@@ -2,51 +2,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
-use std::thread::{self, Thread};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread;
 
+use crate::completion::Completion;
 use crate::error::Result;
 use crate::shared::Shared;
-use crate::util::sync::lock;
-
-#[derive(Default)]
-struct Slot {
-    result: Option<Result<u64>>,
-    waker: Option<Waker>,
-    thread: Option<Thread>,
-}
-
-/// The completion of one request, shared by the committer and the ticket.
-#[derive(Default)]
-pub(crate) struct Completion {
-    slot: Mutex<Slot>,
-}
-
-impl Completion {
-    fn lock(&self) -> MutexGuard<'_, Slot> {
-        lock(&self.slot)
-    }
-
-    pub(crate) fn complete(&self, r: Result<u64>) {
-        let (waker, thread) = {
-            let mut s = self.lock();
-            debug_assert!(s.result.is_none(), "a request completes once");
-            s.result = Some(r);
-            (s.waker.take(), s.thread.take())
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-        if let Some(t) = thread {
-            t.unpark();
-        }
-    }
-
-    fn take(&self) -> Option<Result<u64>> {
-        self.lock().result.take()
-    }
-}
 
 /// Completes when a request is durable (or failed). Yields the last durable log index at
 /// that moment, which covers every record of the request.
@@ -92,12 +54,8 @@ impl Ticket {
             // Another thread is committing. It drains the queue until empty, but it may have
             // looked before our request arrived: the background writer covers that case.
             self.shared.wake_writer();
-            {
-                let mut s = self.done.lock();
-                if let Some(r) = s.result.take() {
-                    return r;
-                }
-                s.thread = Some(thread::current());
+            if let Some(r) = self.done.take_or_unpark(thread::current()) {
+                return r;
             }
             thread::park();
         }
@@ -105,7 +63,7 @@ impl Ticket {
 
     /// True once the request completed.
     pub fn is_done(&self) -> bool {
-        self.done.lock().result.is_some()
+        self.done.is_done()
     }
 }
 
@@ -114,14 +72,9 @@ impl Future for Ticket {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        {
-            let mut s = this.done.lock();
-            if let Some(r) = s.result.take() {
-                drop(s);
-                this.woke_writer = true;
-                return Poll::Ready(r);
-            }
-            s.waker = Some(cx.waker().clone());
+        if let Some(r) = this.done.take_or_wake(cx.waker()) {
+            this.woke_writer = true;
+            return Poll::Ready(r);
         }
         if !this.woke_writer {
             this.woke_writer = true;

@@ -8,14 +8,19 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 
+use crate::commit::Writer;
+use crate::completion::Completion;
 use crate::config::{BackendKind, Config};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{u32_at, u64_at, FRAME_HEADER_LEN};
 use crate::io::{DirBackend, IoBackend};
+use crate::prepare::Preparer;
+use crate::publish::ReadState;
+use crate::queue::{Op, Queue, Request};
 use crate::recovery;
 use crate::segment::Segment;
-use crate::shared::{lock, Op, Preparer, Queue, ReadState, Request, Shared, Writer};
-use crate::ticket::{Completion, Ticket};
+use crate::shared::{lock, Shared};
+use crate::ticket::Ticket;
 use crate::types::{Entry, HardState, SnapshotMeta};
 
 /// Bytes a queued entry counts for backpressure besides its payload.
