@@ -70,7 +70,7 @@ impl Core {
     /// Leader duties after an apply: step down if removed, leave an automatic joint
     /// configuration, recompute commit under the new quorum.
     fn after_apply(&mut self, changed: bool) {
-        if self.role != Role::Leader {
+        if self.role() != Role::Leader {
             return;
         }
         if !self.membership().is_voter(self.id) {
@@ -90,7 +90,7 @@ impl Core {
     /// that entered it is applied. Refused while a transfer runs or too many proposals are
     /// pending; so this runs on every tick too, not only after an apply (issue 13).
     pub(crate) fn auto_leave_joint(&mut self) {
-        let Some(leader) = self.leader.as_ref() else {
+        let Some(leader) = self.role.leader() else {
             return;
         };
         let auto_leave = self.membership().is_joint() && self.membership().auto_leave;
@@ -150,7 +150,7 @@ impl Core {
     }
 
     fn compaction_target(&self, index: LogIndex) -> LogIndex {
-        if self.role != Role::Leader {
+        if self.role() != Role::Leader {
             return index;
         }
         let retain = self.cfg.log_retain_entries_max;

@@ -3,11 +3,11 @@
 use crate::raft::config::{Config, Mutation};
 use crate::raft::errors::{ConfigError, ReadError, StepError};
 use crate::raft::initial::InitialState;
-use crate::raft::leader_state::LeaderState;
+use crate::raft::leader_state::RoleState;
 use crate::raft::log::RaftLog;
 use crate::raft::membership::Membership;
 use crate::raft::message::{Message, MessageBody, SnapshotMeta};
-use crate::raft::read::{ForwardIds, ForwardedRead};
+use crate::raft::read_tracker::{ForwardIds, ForwardedRead};
 use crate::raft::tracker::ProgressTracker;
 use crate::raft::types::{
     HardState, Instant, LogIndex, NodeId, ReadId, ReadState, Role, SoftState, Term,
@@ -23,7 +23,8 @@ pub(crate) struct Core {
     pub(crate) term: Term,
     /// Invariant: set at most once per term.
     pub(crate) vote: Option<NodeId>,
-    pub(crate) role: Role,
+    /// The role, carrying the leader-only state.
+    pub(crate) role: RoleState,
     pub(crate) leader_id: Option<NodeId>,
     pub(crate) log: RaftLog,
     /// Progress and the applied membership.
@@ -49,7 +50,6 @@ pub(crate) struct Core {
     pub(crate) leader_heard_at: Option<Instant>,
     /// Latest `now` passed in. Invariant: never decreases.
     pub(crate) now: Instant,
-    pub(crate) leader: Option<LeaderState>,
     pub(crate) msgs: Vec<Message>,
     pub(crate) msgs_after_persist: Vec<Message>,
     pub(crate) read_states: Vec<ReadState>,
@@ -84,7 +84,7 @@ impl Core {
             id: cfg.id,
             term: init.hard_state.term,
             vote: init.hard_state.vote,
-            role: Role::Follower,
+            role: RoleState::Follower,
             leader_id: None,
             log,
             tracker,
@@ -99,7 +99,6 @@ impl Core {
             randomized_timeout: 0,
             leader_heard_at: (init.hard_state.term > Term(0)).then_some(now),
             now,
-            leader: None,
             msgs: Vec::new(),
             msgs_after_persist: Vec::new(),
             read_states: Vec::new(),
@@ -134,9 +133,14 @@ impl Core {
 
     pub(crate) fn soft_state(&self) -> SoftState {
         SoftState {
-            role: self.role,
+            role: self.role(),
             leader: self.leader_id,
         }
+    }
+
+    /// The role, without its state.
+    pub(crate) fn role(&self) -> Role {
+        self.role.role()
     }
 
     pub(crate) fn membership(&self) -> &Membership {
@@ -160,8 +164,11 @@ impl Core {
         self.randomized_timeout = min + self.rng.below(max - min);
     }
 
-    /// Leader stickiness: a live leader was heard within the minimum election timeout.
-    pub(crate) fn in_leader_lease(&self) -> bool {
+    /// Leader stickiness (thesis 4.2.3): a live leader was heard within the minimum election
+    /// timeout, so this node neither grants a vote nor campaigns. This is not the leader's
+    /// read lease (`role/reads.rs`), but what makes that lease safe: a leader's lease lasts
+    /// less than the time its followers keep this promise.
+    pub(crate) fn heard_live_leader(&self) -> bool {
         self.leader_heard_at
             .is_some_and(|t| self.now.nanos_since(t) < self.cfg.election_timeout_min_nanos())
     }
@@ -215,7 +222,6 @@ impl Core {
         if lost_leader {
             self.fail_forwarded_reads(ReadError::LeadershipLost);
         }
-        self.role = Role::Follower;
         self.leader_id = leader;
         if leader.is_some() {
             self.leader_heard_at = Some(self.now);
@@ -223,9 +229,11 @@ impl Core {
         self.reset_election_timer();
     }
 
-    /// Fails the reads a leader still holds.
+    /// Leaves the current role for follower; a leader's state goes with it, and the reads it
+    /// still holds fail.
     fn end_leadership(&mut self) {
-        let Some(mut state) = self.leader.take() else {
+        let RoleState::Leader(mut state) = std::mem::replace(&mut self.role, RoleState::Follower)
+        else {
             return;
         };
         for (id, from) in state.reads.drain_all() {
@@ -284,7 +292,7 @@ impl Core {
                 pre_vote, transfer, ..
             } => {
                 let sticky = !self.mutated(Mutation::VoteDespiteLeaderLease);
-                if !transfer && sticky && self.in_leader_lease() {
+                if !transfer && sticky && self.heard_live_leader() {
                     // Leader stickiness (thesis 4.2.3): ignore, a live leader exists.
                     return false;
                 }
@@ -352,7 +360,7 @@ impl Core {
     pub(crate) fn tick(&mut self, now: Instant) {
         self.observe_now(now);
         self.tick_forwarded_reads();
-        if self.role == Role::Leader {
+        if self.role() == Role::Leader {
             self.tick_leader();
         } else {
             self.tick_election();

@@ -1,7 +1,9 @@
-//! State a leader keeps only while it leads.
+//! The node's role, carrying the state that exists only in it: a leader's state is created by
+//! `become_leader` and dropped by the change of role that ends leadership, so no non-leader can
+//! hold one and no leader can lack one.
 
-use crate::raft::read::ReadTracker;
-use crate::raft::types::{LogIndex, NodeId};
+use crate::raft::read_tracker::ReadTracker;
+use crate::raft::types::{LogIndex, NodeId, Role};
 
 /// Leader-only state; dropped when leadership ends.
 #[derive(Debug, Default)]
@@ -16,6 +18,45 @@ pub(crate) struct LeaderState {
     pub(crate) reads: ReadTracker,
     /// An entry of this term committed (Raft paper 5.4.2 / thesis 6.4).
     pub(crate) own_term_committed: bool,
-    /// Appends wait for the next flush so that proposals of one loop turn share messages.
+    /// Appends wait for the next `send_batched` so that proposals of one loop turn share
+    /// messages.
     pub(crate) broadcast_wanted: bool,
+}
+
+/// The role, with the leader's state inside it.
+#[derive(Debug)]
+pub(crate) enum RoleState {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader(LeaderState),
+}
+
+impl RoleState {
+    /// The role, without its state.
+    pub(crate) fn role(&self) -> Role {
+        match self {
+            RoleState::Follower => Role::Follower,
+            RoleState::PreCandidate => Role::PreCandidate,
+            RoleState::Candidate => Role::Candidate,
+            RoleState::Leader(_) => Role::Leader,
+        }
+    }
+
+    /// The leader's state, if this is the leader. A method of the field rather than of
+    /// `Core`, so that it borrows only the role and the rest of the core stays usable.
+    pub(crate) fn leader(&self) -> Option<&LeaderState> {
+        match self {
+            RoleState::Leader(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The leader's state, mutably, if this is the leader.
+    pub(crate) fn leader_mut(&mut self) -> Option<&mut LeaderState> {
+        match self {
+            RoleState::Leader(l) => Some(l),
+            _ => None,
+        }
+    }
 }

@@ -81,7 +81,7 @@ mod membership;
 mod message;
 mod quorum;
 mod raw_node;
-mod read;
+mod read_tracker;
 mod ready;
 mod role;
 mod status;

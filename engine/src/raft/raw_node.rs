@@ -62,7 +62,7 @@ impl RawNode {
     /// Starts an election now, as if the election timer fired (tests, operator action).
     pub fn campaign(&mut self, now: Instant) {
         self.core.observe_now(now);
-        if self.core.role != Role::Leader && self.core.membership().is_voter(self.core.id) {
+        if self.core.role() != Role::Leader && self.core.membership().is_voter(self.core.id) {
             self.core.campaign(false);
         }
     }
@@ -114,7 +114,7 @@ impl RawNode {
             || c.log.commit().min(c.log.persisted()) > c.handed_out
             || !c.read_states.is_empty()
             || !c.failed_reads.is_empty()
-            || c.flush_wanted()
+            || c.send_batched_wanted()
     }
 
     /// The next batch of work. Every Ready must be acknowledged, in order, with
@@ -122,7 +122,7 @@ impl RawNode {
     pub fn ready(&mut self) -> Ready {
         // Compacted entries nobody took are freed here (see `take_compacted`).
         drop(self.core.log.take_compacted());
-        self.core.flush();
+        self.core.send_batched();
         self.number += 1;
         let c = &mut self.core;
         let entries = c.log.take_unstable();
@@ -238,7 +238,7 @@ impl RawNode {
     #[must_use]
     pub fn status(&self) -> Status {
         let c = &self.core;
-        let progress = if c.role == Role::Leader {
+        let progress = if c.role() == Role::Leader {
             c.tracker
                 .progress
                 .iter()
@@ -247,12 +247,12 @@ impl RawNode {
         } else {
             BTreeMap::new()
         };
-        let leader = c.leader.as_ref();
+        let leader = c.role.leader();
         Status {
             id: c.id,
             term: c.term,
             vote: c.vote,
-            role: c.role,
+            role: c.role(),
             leader: c.leader_id,
             commit: c.log.commit(),
             applied: c.applied,
@@ -281,7 +281,7 @@ impl RawNode {
     /// Current role.
     #[must_use]
     pub fn role(&self) -> Role {
-        self.core.role
+        self.core.role()
     }
 
     /// Known leader of the current term.
@@ -318,7 +318,7 @@ impl RawNode {
     /// One follower's progress, if leader and `id` is a member.
     #[must_use]
     pub fn progress(&self, id: NodeId) -> Option<ProgressStatus> {
-        if self.core.role != Role::Leader {
+        if self.core.role() != Role::Leader {
             return None;
         }
         self.core.tracker.progress.get(&id).map(progress_status)

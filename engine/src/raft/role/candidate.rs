@@ -2,6 +2,7 @@
 
 use crate::raft::config::Mutation;
 use crate::raft::core::Core;
+use crate::raft::leader_state::RoleState;
 use crate::raft::message::{Message, MessageBody};
 use crate::raft::quorum::VoteResult;
 use crate::raft::types::{NodeId, Role, Term};
@@ -18,8 +19,10 @@ impl Core {
     }
 
     fn become_pre_candidate(&mut self) {
+        // Replacing a leader's role here would drop its state without failing its reads.
+        assert!(self.role() != Role::Leader, "a leader does not campaign");
         // The term stays: a pre-vote that fails disturbs no one (thesis 9.6).
-        self.role = Role::PreCandidate;
+        self.role = RoleState::PreCandidate;
         self.leader_id = None;
         self.reset_election_timer();
         self.tracker.reset_votes();
@@ -31,10 +34,10 @@ impl Core {
     }
 
     fn become_candidate(&mut self, transfer: bool) {
-        assert!(self.role != Role::Leader, "a leader does not campaign");
+        assert!(self.role() != Role::Leader, "a leader does not campaign");
         self.term = Term(self.term.0 + 1);
         self.vote = Some(self.id);
-        self.role = Role::Candidate;
+        self.role = RoleState::Candidate;
         self.leader_id = None;
         self.reset_election_timer();
         self.tracker.reset_votes();
@@ -122,7 +125,7 @@ impl Core {
         } else {
             Role::Candidate
         };
-        if self.role != expected {
+        if self.role() != expected {
             return;
         }
         match self.tracker.record_vote(from, granted) {

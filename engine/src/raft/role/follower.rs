@@ -17,8 +17,9 @@ impl Core {
             return;
         }
         // Our own leader-stickiness promise covers our own vote too: do not campaign while a
-        // leader we acknowledged may still hold its lease (ticks may run fast against `now`).
-        if self.in_leader_lease() {
+        // leader we acknowledged may still hold its read lease (ticks may run fast against
+        // `now`).
+        if self.heard_live_leader() {
             return;
         }
         self.campaign(false);
@@ -27,11 +28,11 @@ impl Core {
     /// Records that the leader of this term is alive.
     fn heard_from_leader(&mut self, from: NodeId) {
         assert!(
-            self.role != Role::Leader,
+            self.role() != Role::Leader,
             "election safety: two leaders in term {}",
             self.term
         );
-        if self.role != Role::Follower || self.leader_id != Some(from) {
+        if self.role() != Role::Follower || self.leader_id != Some(from) {
             self.become_follower(self.term, Some(from));
         }
         self.leader_heard_at = Some(self.now);
@@ -131,7 +132,7 @@ impl Core {
     }
 
     pub(crate) fn handle_timeout_now(&mut self, from: NodeId) {
-        if self.role == Role::Leader || !self.membership().is_voter(self.id) {
+        if self.role() == Role::Leader || !self.membership().is_voter(self.id) {
             return;
         }
         tracing::debug!(id = %self.id, %from, "timeout now: campaigning for a transfer");

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use crate::raft::config::Mutation;
 use crate::raft::core::Core;
 use crate::raft::errors::{ProposeError, TransferError};
-use crate::raft::leader_state::LeaderState;
+use crate::raft::leader_state::{LeaderState, RoleState};
 use crate::raft::membership::ConfChange;
 use crate::raft::message::{MessageBody, RejectHint};
 use crate::raft::tracker::ProgressState;
@@ -15,35 +15,34 @@ use crate::raft::types::{Entry, EntryKind, LogIndex, NodeId, Role};
 impl Core {
     pub(crate) fn become_leader(&mut self) {
         assert_eq!(
-            self.role,
+            self.role(),
             Role::Candidate,
             "only a candidate becomes leader"
         );
-        self.role = Role::Leader;
+        let last = self.log.last_index();
+        self.role = RoleState::Leader(LeaderState {
+            // Changes appended by earlier leaders may be pending: wait until all is applied.
+            pending_conf_index: last,
+            ..LeaderState::default()
+        });
         self.leader_id = Some(self.id);
         self.leader_heard_at = Some(self.now);
         self.heartbeat_elapsed = 0;
         self.election_elapsed = 0;
-        let last = self.log.last_index();
         self.tracker.reset(last);
         let persisted = self.log.persisted();
         if let Some(me) = self.tracker.progress.get_mut(&self.id) {
             me.maybe_update(persisted);
             me.become_replicate();
         }
-        self.leader = Some(LeaderState {
-            // Changes appended by earlier leaders may be pending: wait until all is applied.
-            pending_conf_index: last,
-            ..LeaderState::default()
-        });
         // Raft paper 5.4.2: commit earlier terms' entries through an entry of this term.
         self.append_entry(EntryKind::Noop, Bytes::new());
         self.broadcast_append();
     }
 
     fn leader_state(&mut self) -> &mut LeaderState {
-        self.leader
-            .as_mut()
+        self.role
+            .leader_mut()
             .expect("leader state exists while leader")
     }
 
@@ -61,7 +60,7 @@ impl Core {
     }
 
     fn check_can_propose(&self) -> Result<(), ProposeError> {
-        let Some(leader) = self.leader.as_ref() else {
+        let Some(leader) = self.role.leader() else {
             return Err(ProposeError::NotLeader {
                 leader: self.leader_id,
             });
@@ -140,7 +139,7 @@ impl Core {
 
     /// Our own persistence advanced: we count toward a quorum only for durable entries.
     pub(crate) fn on_self_persisted(&mut self) {
-        if self.role != Role::Leader {
+        if self.role() != Role::Leader {
             return;
         }
         let persisted = self.log.persisted();
@@ -181,7 +180,7 @@ impl Core {
         reject: Option<RejectHint>,
         round: u64,
     ) {
-        if self.role != Role::Leader {
+        if self.role() != Role::Leader {
             return;
         }
         self.note_ack(from, round);
@@ -224,7 +223,7 @@ impl Core {
             _ => {}
         }
         if self.maybe_commit() {
-            // Batched: one commit update per follower per Ready, at the flush.
+            // Batched: one commit update per follower per Ready, at `send_batched`.
             self.leader_state().broadcast_wanted = true;
         }
         self.send_append(from, false);
@@ -232,7 +231,7 @@ impl Core {
     }
 
     pub(crate) fn handle_heartbeat_response(&mut self, from: NodeId, round: u64) {
-        if self.role != Role::Leader {
+        if self.role() != Role::Leader {
             return;
         }
         self.note_ack(from, round);
@@ -285,7 +284,7 @@ impl Core {
     /// Starts a leadership transfer (thesis 3.10): drop the lease, stop proposals, catch the
     /// target up, then send it TimeoutNow. Aborted after an election timeout.
     pub(crate) fn transfer_leadership(&mut self, to: NodeId) -> Result<(), TransferError> {
-        let Some(leader) = self.leader.as_mut() else {
+        let Some(leader) = self.role.leader_mut() else {
             return Err(TransferError::NotLeader {
                 leader: self.leader_id,
             });
@@ -309,7 +308,7 @@ impl Core {
 
     /// Sends TimeoutNow once the target holds our whole log. Returns whether it was sent.
     fn maybe_finish_transfer(&mut self, from: NodeId) -> bool {
-        let target = self.leader.as_ref().and_then(|l| l.transfer).map(|t| t.0);
+        let target = self.role.leader().and_then(|l| l.transfer).map(|t| t.0);
         let caught_up = self
             .tracker
             .progress

@@ -5,13 +5,13 @@ use crate::raft::config::Mutation;
 use crate::raft::core::Core;
 use crate::raft::errors::ReadError;
 use crate::raft::message::MessageBody;
-use crate::raft::read::ForwardedRead;
+use crate::raft::read_tracker::ForwardedRead;
 use crate::raft::types::{Instant, NodeId, ReadId, ReadMode, ReadState, Role};
 
 impl Core {
     /// A local read request.
     pub(crate) fn read_index(&mut self, id: ReadId, mode: ReadMode) -> Result<(), ReadError> {
-        if self.role == Role::Leader {
+        if self.role() == Role::Leader {
             return self.leader_read(id, None, mode);
         }
         let Some(leader) = self.leader_id else {
@@ -63,7 +63,7 @@ impl Core {
     /// A follower forwarded a read, in the mode its caller asked for: a lease read may be
     /// served from the lease, a ReadIndex read only after a quorum round (issue 13 item 3).
     pub(crate) fn handle_read_index(&mut self, from: NodeId, id: ReadId, mode: ReadMode) {
-        if self.role != Role::Leader {
+        if self.role() != Role::Leader {
             self.send(from, MessageBody::ReadIndexResponse { id, index: None });
             return;
         }
@@ -73,7 +73,7 @@ impl Core {
     }
 
     fn lease_serves(&self) -> bool {
-        let Some(leader) = self.leader.as_ref() else {
+        let Some(leader) = self.role.leader() else {
             return false;
         };
         let own_term =
@@ -89,7 +89,7 @@ impl Core {
     ) -> Result<(), ReadError> {
         let commit = self.log.commit();
         if mode == ReadMode::Lease && self.lease_serves() {
-            let own_term = self.leader.as_ref().is_some_and(|l| l.own_term_committed);
+            let own_term = self.role.leader().is_some_and(|l| l.own_term_committed);
             assert!(
                 own_term || self.mutated(Mutation::LeaseReadBeforeNoopCommit),
                 "invariant: lease reads only after an entry of this term committed"
@@ -99,8 +99,8 @@ impl Core {
         }
         let limit = self.cfg.reads_pending_max;
         let leader = self
-            .leader
-            .as_mut()
+            .role
+            .leader_mut()
             .expect("leader state exists while leader");
         if leader.reads.len() as u64 >= limit {
             return Err(ReadError::TooManyPending { limit });
@@ -134,7 +134,7 @@ impl Core {
     /// An entry of our term committed: reads parked until now take the current commit index.
     pub(crate) fn release_waiting_reads(&mut self) {
         let commit = self.log.commit();
-        let Some(leader) = self.leader.as_mut() else {
+        let Some(leader) = self.role.leader_mut() else {
             return;
         };
         for (id, from) in leader.reads.take_waiting() {
@@ -148,7 +148,7 @@ impl Core {
         let lease_nanos = self.cfg.lease_nanos();
         let from_receipt = self.mutated(Mutation::LeaseFromReceiveTime);
         let now = self.now;
-        let Some(leader) = self.leader.as_mut() else {
+        let Some(leader) = self.role.leader_mut() else {
             return;
         };
         // No lease while a transfer runs, nor after a TimeoutNow left in this term: its

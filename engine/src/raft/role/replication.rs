@@ -16,7 +16,7 @@ impl Core {
     }
 
     fn current_round(&self) -> u64 {
-        self.leader.as_ref().map_or(0, |l| l.reads.round())
+        self.role.leader().map_or(0, |l| l.reads.round())
     }
 
     /// Sends what the follower's window allows. In replicate state this pipelines several
@@ -106,7 +106,7 @@ impl Core {
     pub(crate) fn broadcast_heartbeat(&mut self) {
         let now = self.now;
         let me = self.id;
-        let Some(leader) = self.leader.as_mut() else {
+        let Some(leader) = self.role.leader_mut() else {
             return;
         };
         let round = leader.reads.start_round(now);
@@ -125,9 +125,10 @@ impl Core {
         self.advance_reads();
     }
 
-    /// Sends what proposals and reads of this loop turn asked for, batched.
-    pub(crate) fn flush(&mut self) {
-        let Some(leader) = self.leader.as_mut() else {
+    /// Sends the appends and the heartbeat round that this loop turn's proposals and reads
+    /// asked for, once for all of them (so that a burst of proposals shares messages).
+    pub(crate) fn send_batched(&mut self) {
+        let Some(leader) = self.role.leader_mut() else {
             return;
         };
         let broadcast = std::mem::take(&mut leader.broadcast_wanted);
@@ -140,9 +141,10 @@ impl Core {
         }
     }
 
-    pub(crate) fn flush_wanted(&self) -> bool {
-        self.leader
-            .as_ref()
+    /// Whether [`Core::send_batched`] has anything to send.
+    pub(crate) fn send_batched_wanted(&self) -> bool {
+        self.role
+            .leader()
             .is_some_and(|l| l.broadcast_wanted || l.reads.round_wanted())
     }
 }

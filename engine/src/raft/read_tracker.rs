@@ -1,5 +1,6 @@
-//! Linearizable reads on the leader: ReadIndex confirmed by a heartbeat round, and leases
-//! (Raft thesis 6.4). Pure bookkeeping; the leader feeds it rounds and acknowledgements.
+//! The bookkeeping of linearizable reads (Raft thesis 6.4): reads waiting for a heartbeat
+//! round, the rounds' send times that a lease is counted from, and the ids of reads a
+//! follower forwarded. Pure data; the rules that use it are in `role/reads.rs`.
 
 use std::collections::VecDeque;
 
@@ -77,7 +78,7 @@ pub(crate) struct ReadTracker {
     pending: VecDeque<PendingRead>,
     /// Reads that arrived before an entry of this term committed (Raft thesis 6.4 step 1).
     waiting: Vec<(ReadId, Option<NodeId>)>,
-    /// A read wants a new round at the next flush.
+    /// A read wants a new round at the next `send_batched`.
     round_wanted: bool,
 }
 
