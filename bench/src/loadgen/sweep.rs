@@ -385,7 +385,7 @@ where
             .draw_series(
                 medians
                     .into_iter()
-                    .map(|p| TriangleMarker::new(p, 5, color.filled())),
+                    .map(|p| TriangleMarker::new(p, 7, color.filled())),
             )
             .map(|_| ()),
     }
@@ -419,6 +419,8 @@ fn plot_throughput(path: &Path, title: &str, series: &[Series]) -> Result<(), St
         .configure_mesh()
         .x_desc("clients")
         .y_desc("writes/s (median; bar: min to max)")
+        // The log axis's minor lines (2, 3, ... 9 of every decade) crowd into a grey band.
+        .light_line_style(TRANSPARENT)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()
@@ -451,9 +453,11 @@ fn plot_latency(path: &Path, title: &str, series: &[Series]) -> Result<(), Strin
     chart
         .configure_mesh()
         .x_desc("clients")
-        .y_desc("microseconds (median; bar: min to max)")
+        .y_desc("write latency (median; bar: min to max)")
+        .light_line_style(TRANSPARENT)
+        .y_labels(12)
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.0}"))
+        .y_label_formatter(&|y| format_us(*y))
         .draw()
         .map_err(|e| e.to_string())?;
     for (i, s) in series.iter().enumerate() {
