@@ -465,7 +465,7 @@ pub(super) async fn receive_file(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use super::*;
@@ -478,7 +478,7 @@ mod tests {
 
     /// A follower (node 1 of 1, 2, 3) built as `Node::start` builds it, on the thread
     /// transport, without its loop running: the test drives it.
-    fn follower(dir: &Path) -> Runner<KvStateMachine> {
+    pub(in crate::node::runtime) fn follower(dir: &Path) -> Runner<KvStateMachine> {
         let mut config = NodeConfig::new(7, NodeId(1), dir);
         config.initial_voters = vec![NodeId(1), NodeId(2), NodeId(3)];
         config.listen = "127.0.0.1:0".parse().expect("addr");
