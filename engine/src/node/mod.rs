@@ -69,7 +69,7 @@ pub use self::state_machine::{Command, SnapshotView, StateMachine};
 
 use self::handle::{Shared, STOP_ABRUPT, STOP_GRACEFUL};
 use self::metrics::Metrics;
-use self::runtime::{Clock, LoopState, Runner, SystemClock, EVENTS_MAX};
+use self::runtime::{Clock, LoopState, Runner, SystemClock, ThreadExecutor, EVENTS_MAX};
 use crate::raft::{Instant, LogIndex, RawNode, Role};
 use crate::transport::{Inbox, TcpBackend, ThreadTransport, Transport, UringTransport};
 
@@ -334,6 +334,7 @@ impl<S: StateMachine> Boot<S> {
             epoch,
             next_tick,
             snap_dir,
+            executor: Arc::new(ThreadExecutor),
             events_tx,
             events_rx,
             wal_next: stored.wal_next,

@@ -21,10 +21,12 @@
 mod apply;
 mod backpressure;
 mod clock;
+mod jobs;
 mod requests;
 mod snapshots;
 
 pub(crate) use clock::{Clock, SystemClock};
+pub(crate) use jobs::{Executor, ThreadExecutor};
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -143,6 +145,8 @@ pub(crate) struct Runner<S> {
     /// When the next tick is due, on `clock`.
     pub(crate) next_tick: StdInstant,
     pub(crate) snap_dir: PathBuf,
+    /// Where snapshot writes, segment deletion and snapshot streams run (`jobs.rs`).
+    pub(crate) executor: Arc<dyn Executor>,
     pub(crate) events_tx: mpsc::Sender<SnapshotEvent>,
     pub(crate) events_rx: mpsc::Receiver<SnapshotEvent>,
     /// Index the next WAL append must carry (accepted, not necessarily durable).
@@ -671,6 +675,7 @@ impl<S: StateMachine> Runner<S> {
 mod tests {
     use std::sync::Mutex;
 
+    use super::jobs::QueuedExecutor;
     use super::*;
 
     /// A clock the test moves by hand.
@@ -726,5 +731,54 @@ mod tests {
             Instant(elapsed),
             "the core's time is the loop clock's"
         );
+    }
+
+    /// Issue 12 item 2: background jobs run where the executor says. On a queue run by
+    /// hand, finishing a snapshot stops at the deletion of compacted segments, with the job
+    /// queued and the snapshot not yet counted; once the job ran, the next turn counts it.
+    #[test]
+    fn snapshot_finish_waits_for_its_deletion_job_on_the_executor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut runner = snapshots::tests::built(dir.path(), &[1]);
+        let clock = Arc::new(ManualClock(Mutex::new(runner.epoch)));
+        runner.clock = Arc::clone(&clock) as Arc<dyn Clock>;
+        let tick = runner.tick_interval();
+        runner.next_tick = runner.epoch + tick;
+        let jobs = Arc::new(QueuedExecutor::default());
+        runner.executor = Arc::clone(&jobs) as Arc<dyn Executor>;
+        // A single voter elects itself and applies its first entry, the WAL made durable
+        // between turns (flush commits on this thread).
+        for _ in 0..runner.config.raft.election_ticks_max * 4 {
+            if runner.applied > LogIndex(0) {
+                break;
+            }
+            clock.advance(tick);
+            runner.after_inputs(clock.now()).expect("no fatal error");
+            runner.wal.flush().expect("flush");
+        }
+        assert!(
+            runner.applied > LogIndex(0),
+            "the leader applied its first entry"
+        );
+        assert_eq!(runner.take_snapshot().expect("snapshot"), None, "finishing");
+        // The metadata, then the compaction marker, each durable on the next turn.
+        for _ in 0..4 {
+            runner.wal.flush().expect("flush");
+            runner.after_inputs(clock.now()).expect("no fatal error");
+        }
+        let job = format!("ringraft-compact-{}", runner.config.id());
+        assert_eq!(jobs.queued(), vec![job]);
+        assert_eq!(
+            runner.snapshot_index,
+            LogIndex(0),
+            "not counted before its deletion"
+        );
+        assert!(jobs.run_next());
+        runner.after_inputs(clock.now()).expect("no fatal error");
+        assert_eq!(
+            runner.snapshot_index, runner.applied,
+            "counted once deleted"
+        );
+        assert!(jobs.queued().is_empty());
     }
 }
