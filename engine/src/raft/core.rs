@@ -8,6 +8,7 @@ use crate::raft::log::RaftLog;
 use crate::raft::membership::Membership;
 use crate::raft::message::{Message, MessageBody, SnapshotMeta};
 use crate::raft::read_tracker::{ForwardIds, ForwardedRead};
+use crate::raft::rules;
 use crate::raft::tracker::ProgressTracker;
 use crate::raft::types::{
     HardState, Instant, LogIndex, NodeId, ReadId, ReadState, Role, SoftState, Term,
@@ -291,9 +292,8 @@ impl Core {
             MessageBody::RequestVote {
                 pre_vote, transfer, ..
             } => {
-                let sticky = !self.mutated(Mutation::VoteDespiteLeaderLease);
-                if !transfer && sticky && self.heard_live_leader() {
-                    // Leader stickiness (thesis 4.2.3): ignore, a live leader exists.
+                let off = self.mutated(Mutation::VoteDespiteLeaderLease);
+                if rules::ignores_vote_request(transfer, self.heard_live_leader(), off) {
                     return false;
                 }
                 if !pre_vote {

@@ -84,6 +84,7 @@ mod raw_node;
 mod read_tracker;
 mod ready;
 mod role;
+mod rules;
 mod status;
 mod tracker;
 mod types;

@@ -5,6 +5,7 @@ use crate::raft::core::Core;
 use crate::raft::leader_state::RoleState;
 use crate::raft::message::{Message, MessageBody};
 use crate::raft::quorum::VoteResult;
+use crate::raft::rules;
 use crate::raft::types::{NodeId, Role, Term};
 
 impl Core {
@@ -77,8 +78,7 @@ impl Core {
         }
     }
 
-    /// Grants a vote if we have not voted for another in this term (or, for a pre-vote, the
-    /// candidate's term is ahead) and its log is at least as up to date as ours (paper 5.4.1).
+    /// Answers a vote request; the decision is [`rules::grants_vote`].
     pub(crate) fn handle_request_vote(&mut self, m: Message) {
         let MessageBody::RequestVote {
             pre_vote,
@@ -89,12 +89,14 @@ impl Core {
         else {
             unreachable!("dispatched on RequestVote");
         };
-        let can_vote = self.vote == Some(m.from)
-            || (self.vote.is_none() && self.leader_id.is_none())
-            || (pre_vote && m.term > self.term);
-        let log_ok = self.log.is_up_to_date(last_index, last_term)
-            || self.mutated(Mutation::VoteWithoutLogCheck);
-        let granted = can_vote && log_ok;
+        let req = rules::VoteRequest {
+            candidate: m.from,
+            pre_vote,
+            term_ahead: m.term > self.term,
+            log_up_to_date: self.log.is_up_to_date(last_index, last_term),
+        };
+        let off = self.mutated(Mutation::VoteWithoutLogCheck);
+        let granted = rules::grants_vote(self.vote, self.leader_id.is_some(), &req, off);
         if granted && !pre_vote {
             assert!(
                 self.vote.is_none() || self.vote == Some(m.from),

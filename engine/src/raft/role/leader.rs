@@ -9,6 +9,7 @@ use crate::raft::errors::{ProposeError, TransferError};
 use crate::raft::leader_state::{LeaderState, RoleState};
 use crate::raft::membership::ConfChange;
 use crate::raft::message::{MessageBody, RejectHint};
+use crate::raft::rules;
 use crate::raft::tracker::ProgressState;
 use crate::raft::types::{Entry, EntryKind, LogIndex, NodeId, Role};
 
@@ -155,14 +156,16 @@ impl Core {
     }
 
     /// Advances commit to what a quorum holds durably, but only through an entry of this
-    /// term (Raft paper 5.4.2, figure 8). Returns whether commit advanced.
+    /// term ([`rules::commits_by_counting`]). Returns whether commit advanced.
     pub(crate) fn maybe_commit(&mut self) -> bool {
         let index = self.tracker.committed();
         if index <= self.log.commit() {
             return false;
         }
-        let own_term = self.log.term(index) == Some(self.term);
-        if !own_term && !self.mutated(Mutation::CountOldTermTowardCommit) {
+        let entry_term = self.log.term(index);
+        let own_term = entry_term == Some(self.term);
+        let off = self.mutated(Mutation::CountOldTermTowardCommit);
+        if !rules::commits_by_counting(entry_term, self.term, off) {
             return false;
         }
         self.log.commit_to(index);

@@ -6,6 +6,7 @@ use crate::raft::core::Core;
 use crate::raft::errors::ReadError;
 use crate::raft::message::MessageBody;
 use crate::raft::read_tracker::ForwardedRead;
+use crate::raft::rules::{self, ReadIndexWait};
 use crate::raft::types::{Instant, NodeId, ReadId, ReadMode, ReadState, Role};
 
 impl Core {
@@ -76,9 +77,12 @@ impl Core {
         let Some(leader) = self.role.leader() else {
             return false;
         };
-        let own_term =
-            leader.own_term_committed || self.mutated(Mutation::LeaseReadBeforeNoopCommit);
-        own_term && leader.transfer.is_none() && leader.reads.lease_valid(self.now)
+        rules::lease_serves(
+            leader.own_term_committed,
+            leader.transfer.is_some(),
+            leader.reads.lease_valid(self.now),
+            self.mutated(Mutation::LeaseReadBeforeNoopCommit),
+        )
     }
 
     fn leader_read(
@@ -105,10 +109,9 @@ impl Core {
         if leader.reads.len() as u64 >= limit {
             return Err(ReadError::TooManyPending { limit });
         }
-        if leader.own_term_committed {
-            leader.reads.push_pending(id, from, commit);
-        } else {
-            leader.reads.push_waiting(id, from);
+        match rules::read_index_wait(leader.own_term_committed) {
+            ReadIndexWait::Round => leader.reads.push_pending(id, from, commit),
+            ReadIndexWait::OwnTermCommit => leader.reads.push_waiting(id, from),
         }
         Ok(())
     }
@@ -151,9 +154,8 @@ impl Core {
         let Some(leader) = self.role.leader_mut() else {
             return;
         };
-        // No lease while a transfer runs, nor after a TimeoutNow left in this term: its
-        // campaign may win before the lease would end.
-        let lease_allowed = leader.transfer.is_none() && !leader.timeout_now_sent;
+        let lease_allowed =
+            rules::lease_may_extend(leader.transfer.is_some(), leader.timeout_now_sent);
         let newly_acked = round > leader.reads.acked_round();
         let done = leader
             .reads
