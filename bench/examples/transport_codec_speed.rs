@@ -5,8 +5,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::Bytes;
+use ringraft::codec;
 use ringraft::raft::{Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, Term};
-use ringraft::transport::codec;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

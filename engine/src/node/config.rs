@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::codec;
 use crate::raft::{self, NodeId};
-use crate::transport::{codec, TransportConfig};
+use crate::transport::TransportConfig;
 
 /// Durability of the node's WAL. Named in every output that reports numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

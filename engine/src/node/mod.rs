@@ -38,7 +38,7 @@
 //!   `runtime/snapshots`: taking, streaming and installing snapshots;
 //! - `storage`: the WAL adapter and restart path; `snapshot`: snapshot files;
 //! - `metrics`: counters and histograms. Messages go on the wire with
-//!   [`crate::transport::codec`].
+//!   [`crate::codec`].
 
 mod block_on;
 mod config;

@@ -7,8 +7,9 @@
 //!   thread. [`ThreadTransport`]: the same protocol on `std::net` and plain threads, for hosts
 //!   where io_uring is unavailable ([`TcpBackend::detect`] chooses and warns once).
 //! - [`MemoryTransport`]: in-process, for tests and benchmarks; links can be cut on command.
-//! - [`codec`]: the binary encoding of the core's `Message` carried as payload. A runtime
-//!   sends `codec::encode(&msg)` to `msg.to` and steps `codec::decode_from(from, local, p)`.
+//! - The transport never looks inside a payload: the Raft messages it carries are encoded by
+//!   [`crate::codec`]. A runtime sends `codec::encode(&msg)` to `msg.to` and steps
+//!   `codec::decode_from(from, local, p)`.
 //!
 //! Wire protocol (both TCP backends): one connection per peer and direction. The dialer sends
 //! a handshake (magic, protocol version, cluster id, its node id, the node id it wants; see
@@ -17,7 +18,6 @@
 //! snapshot chunks; the acceptor sends back only snapshot acknowledgements, aborts and
 //! keepalives. Any malformed frame closes that one connection.
 
-pub mod codec;
 mod config;
 #[cfg(test)]
 mod conformance;
