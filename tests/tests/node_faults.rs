@@ -140,7 +140,12 @@ fn single_node_disk_fault(inject: fn(&SimDisk)) {
     inject(&disk);
     assert_fatal("the write in flight", propose(&h, WRITES_BEFORE));
     let fatal = h.fatal_error().expect("fatal error on the handle");
-    assert!(fatal.contains("wal"), "unclear fatal error: {fatal}");
+    // Typed end to end: the WAL's own fatal error (the failed write or fdatasync), not a
+    // message to parse.
+    assert!(
+        matches!(&fatal, ringraft::node::FatalError::Wal(e) if e.is_fatal()),
+        "not the WAL's fatal error: {fatal:?}"
+    );
 
     // Later calls fail fast with the same typed error; nothing was applied after the fault.
     let syncs = disk.syncs();
