@@ -50,7 +50,7 @@ fn missing_peers_are_skipped_and_the_rest_runs() {
             if cfg!(feature = "etcd-grpc") {
                 "etcd not found"
             } else {
-                "built without the `etcd-grpc` feature"
+                "this ringraft-bench was built without the `etcd-grpc` feature"
             },
         ),
     ] {
