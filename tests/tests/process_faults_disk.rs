@@ -139,7 +139,10 @@ fn full_disk(name: &str, on_leader: bool) {
         (used + HEADROOM_BYTES) >> 20
     ));
     let (status, log) = fill_until_exit(&mut run, full);
-    run.say(&format!("node {full} exited ({status}); its last error: {}", last_error(&log)));
+    run.say(&format!(
+        "node {full} exited ({status}); its last error: {}",
+        last_error(&log)
+    ));
     // A failed WAL write is never retried (DESIGN.md): the process exits with status 1 and
     // a log line naming the cause, so that a supervisor restarts it once there is room.
     assert_eq!(

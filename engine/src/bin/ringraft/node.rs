@@ -91,7 +91,9 @@ enum Stop {
 }
 
 /// Waits for a termination signal or for the first node that stops by itself.
-async fn wait_for_stop(handles: Vec<ringraft::node::NodeHandle<KvStateMachine>>) -> Result<Stop, CliError> {
+async fn wait_for_stop(
+    handles: Vec<ringraft::node::NodeHandle<KvStateMachine>>,
+) -> Result<Stop, CliError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(handles.len().max(1));
     for h in handles {
         let tx = tx.clone();
