@@ -357,11 +357,9 @@ fn three_nodes_elect_commit_and_apply_in_order() {
         .find(|id| *id != leader)
         .expect("a follower");
     let err = block_on(c.handle(follower).propose(Bytes::from_static(b"x"))).expect_err("refused");
-    assert_eq!(
-        err,
-        NodeError::NotLeader {
-            leader: Some(leader)
-        }
+    assert!(
+        matches!(err, NodeError::NotLeader { leader: Some(l) } if l == leader),
+        "{err:?}"
     );
     // Lease and ReadIndex reads on the leader, ReadIndex on a follower.
     for (id, mode) in [
@@ -442,7 +440,7 @@ fn leader_killed_under_load_loses_no_acknowledged_write() {
 }
 
 fn fallback_io(cfg: &mut NodeConfig) {
-    cfg.io_backend = ringraft::node::IoBackend::Threads;
+    cfg.io_backend = ringraft::node::BackendKind::Thread;
 }
 
 /// The same scenario on the fallback stack (no io_uring anywhere).
@@ -647,7 +645,10 @@ fn try_propose_reports_busy_and_shutdown_fails_pending_requests() {
     };
     let deadline = Instant::now() + PATIENCE;
     while !busy.load(Ordering::Relaxed) && Instant::now() < deadline {
-        if block_on(h.try_propose(KvCommand::set("c", "d").encode())) == Err(NodeError::Busy) {
+        if matches!(
+            block_on(h.try_propose(KvCommand::set("c", "d").encode())),
+            Err(NodeError::Busy)
+        ) {
             busy.store(true, Ordering::Relaxed);
         }
     }
@@ -658,8 +659,6 @@ fn try_propose_reports_busy_and_shutdown_fails_pending_requests() {
         "try_propose never saw the bound"
     );
     block_on(h.shutdown());
-    assert_eq!(
-        block_on(h.propose(Bytes::from_static(b"x"))),
-        Err(NodeError::Stopped)
-    );
+    let r = block_on(h.propose(Bytes::from_static(b"x")));
+    assert!(matches!(r, Err(NodeError::Stopped)), "{r:?}");
 }

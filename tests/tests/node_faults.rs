@@ -11,7 +11,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ringraft::kv::{KvCommand, KvStateMachine};
-use ringraft::node::{block_on, Node, NodeConfig, NodeError, NodeHandle, WAL_SEGMENT_BYTES_MIN};
+use ringraft::node::{
+    block_on, FatalError, Node, NodeConfig, NodeError, NodeHandle, WAL_SEGMENT_BYTES_MIN,
+};
 use ringraft::raft::{NodeId, ReadMode, Role};
 use ringraft_wal::sim::{CrashKeep, SimDisk};
 use tempfile::TempDir;
@@ -140,7 +142,12 @@ fn single_node_disk_fault(inject: fn(&SimDisk)) {
     inject(&disk);
     assert_fatal("the write in flight", propose(&h, WRITES_BEFORE));
     let fatal = h.fatal_error().expect("fatal error on the handle");
-    assert!(fatal.contains("wal"), "unclear fatal error: {fatal}");
+    // Typed end to end: the WAL's own fatal error (the failed write or fdatasync), not a
+    // message to parse.
+    assert!(
+        matches!(&fatal, ringraft::node::FatalError::Wal(e) if e.is_fatal()),
+        "not the WAL's fatal error: {fatal:?}"
+    );
 
     // Later calls fail fast with the same typed error; nothing was applied after the fault.
     let syncs = disk.syncs();
@@ -357,9 +364,10 @@ fn a_full_disk_under_pipelined_writes_is_reported_as_a_full_disk() {
     });
     let fatal = h.fatal_error().expect("the node stopped on a fatal error");
     eprintln!("{acked} writes acknowledged, then: {fatal}");
+    let no_space = matches!(&fatal, FatalError::Wal(ringraft_wal::Error::NoSpace { .. }));
     assert!(
-        fatal.contains("No space left on device") && !fatal.contains("non-consecutive"),
-        "the fatal error does not name the full disk: {fatal}"
+        no_space,
+        "the fatal error does not name the full disk: {fatal:?}"
     );
     node.shutdown();
 }

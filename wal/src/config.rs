@@ -4,8 +4,10 @@ use crate::error::{Error, Result};
 use crate::format::{checkpoint_bytes_max, frame_len, HEADER_LEN, SEAL_LEN};
 
 /// When an append counts as durable.
+///
+/// Exhaustive: the engine shares this enum with its node configuration and maps every mode,
+/// so a new one must be a compile error there until it is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub enum Durability {
     /// One `fdatasync` per group commit (the default, and the only crash-safe mode).
     #[default]
@@ -13,6 +15,17 @@ pub enum Durability {
     /// Write but never sync; tickets complete after the write. For experiments only: a power
     /// failure loses an arbitrary suffix. Benchmarks name this mode in their output.
     NoSync,
+}
+
+impl Durability {
+    /// Short name for reports: `fdatasync` or `nosync`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Fdatasync => "fdatasync",
+            Durability::NoSync => "nosync",
+        }
+    }
 }
 
 /// What recovery does with damage that is not a torn tail.
@@ -28,8 +41,10 @@ pub enum RecoveryMode {
 }
 
 /// Which I/O backend a log on a real directory uses.
+///
+/// Exhaustive: the engine shares this enum with its node configuration and picks the
+/// transport for every backend, so a new one must be a compile error there until it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub enum BackendKind {
     /// io_uring if a ring can be created, else the thread backend (with one warning).
     #[default]

@@ -9,39 +9,16 @@ use std::time::Duration;
 use crate::raft::{self, NodeId};
 use crate::transport::{codec, TransportConfig};
 
-/// Durability of the node's WAL. Named in every output that reports numbers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// One fdatasync per group commit before anything counts as persisted (the default and
-    /// the only crash-safe mode).
-    #[default]
-    Fdatasync,
-    /// Write without syncing: a power failure loses an arbitrary suffix. Experiments only.
-    NoSync,
-}
+/// The WAL's sync policy, shared by the node and its WAL so that the two cannot disagree.
+/// Named in every output that reports numbers ([`Durability::name`]).
+pub use ringraft_wal::Durability;
 
-impl Durability {
-    /// Short name for reports: `fdatasync` or `nosync`.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Durability::Fdatasync => "fdatasync",
-            Durability::NoSync => "nosync",
-        }
-    }
-}
-
-/// Which I/O stack a node runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum IoBackend {
-    /// io_uring (tokio-uring runtime, io_uring TCP and WAL) when the kernel allows it, else
-    /// the fallback below (with one warning per process).
-    #[default]
-    Auto,
-    /// The fallback: a current-thread tokio runtime, the thread-based TCP transport and the
-    /// WAL's pwrite/fdatasync backend (also used to test the fallback on io_uring hosts).
-    Threads,
-}
+/// The I/O stack a node runs on, shared by its WAL and its transport: `Auto` is io_uring
+/// (tokio-uring runtime, io_uring TCP and WAL) when the kernel allows it, else the
+/// fallback with one warning per process; `IoUring` fails to start without io_uring;
+/// `Thread` is the fallback (a current-thread tokio runtime, the thread-based TCP transport
+/// and the WAL's pwrite/fdatasync backend), also used to test it on io_uring hosts.
+pub use ringraft_wal::BackendKind;
 
 /// Configuration of a [`crate::node::Node`]. Build with [`NodeConfig::new`], adjust, and
 /// [`crate::node::Node::start`] validates it.
@@ -62,8 +39,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// WAL sync policy.
     pub durability: Durability,
-    /// I/O stack.
-    pub io_backend: IoBackend,
+    /// I/O stack of the WAL and the transport.
+    pub io_backend: BackendKind,
     /// WAL segment size, bytes.
     pub wal_segment_bytes: u64,
     /// Bytes the WAL may hold queued, not yet written; appends block beyond it. The node
@@ -161,7 +138,7 @@ impl NodeConfig {
             initial_voters: vec![id],
             data_dir: data_dir.into(),
             durability: Durability::Fdatasync,
-            io_backend: IoBackend::Auto,
+            io_backend: BackendKind::Auto,
             // 64 MiB segments: rotation (one extra fdatasync) is rare.
             wal_segment_bytes: 64 << 20,
             // The WAL's own default: several group commits' worth of a saturated disk.
@@ -198,14 +175,8 @@ impl NodeConfig {
         ringraft_wal::Config {
             segment_bytes: self.wal_segment_bytes,
             queue_bytes_max: self.wal_queue_bytes_max,
-            durability: match self.durability {
-                Durability::Fdatasync => ringraft_wal::Durability::Fdatasync,
-                Durability::NoSync => ringraft_wal::Durability::NoSync,
-            },
-            backend: match self.io_backend {
-                IoBackend::Auto => ringraft_wal::BackendKind::Auto,
-                IoBackend::Threads => ringraft_wal::BackendKind::Thread,
-            },
+            durability: self.durability,
+            backend: self.io_backend,
             ..ringraft_wal::Config::default()
         }
     }

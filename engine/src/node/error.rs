@@ -1,9 +1,18 @@
 //! Errors of the node runtime and its handle.
 
-use crate::raft::{ConfChangeError, NodeId, ProposeError, ReadError, TransferError};
+use std::io;
+use std::sync::Arc;
+
+use crate::raft::{
+    ConfChangeError, LogIndex, NodeId, ProposeError, ReadError, SnapshotError, StepError,
+    TransferError,
+};
 
 /// Why a request through a [`crate::node::NodeHandle`] failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Not `PartialEq`: [`NodeError::Fatal`] carries the WAL's typed error, whose I/O source is an
+/// `std::io::Error`; compare with `matches!`.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
     /// This node is not the leader; retry on `leader` if known.
@@ -27,7 +36,7 @@ pub enum NodeError {
     /// every later one fails with this error. A proposal that was pending has an unknown
     /// outcome: the other nodes may still commit it.
     #[error("fatal: {0}")]
-    Fatal(String),
+    Fatal(FatalError),
     /// The core refused the proposal.
     #[error(transparent)]
     Propose(#[from] ProposeError),
@@ -67,4 +76,61 @@ pub enum StartError {
     /// An I/O error on the data directory or snapshot files.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Why the node loop stopped for good: the node's durable state is in doubt, so it is never
+/// retried (restart the node; recovery rebuilds a consistent state). Carried by
+/// [`NodeError::Fatal`] and [`crate::node::NodeHandle::fatal_error`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum FatalError {
+    /// The WAL failed or refused a request the loop must not fail: a write or fdatasync
+    /// ([`ringraft_wal::Error::Fatal`]), deleting compacted segments, or a truncation,
+    /// compaction or snapshot-metadata write it rejected. The stored log is in an unknown
+    /// state.
+    #[error("wal: {0}")]
+    Wal(#[from] ringraft_wal::Error),
+    /// A snapshot file could not be written, read, renamed, synced or pruned, or the state
+    /// machine could not restore from it, while the core already counted on it.
+    #[error("snapshot {op}: {source}")]
+    SnapshotIo {
+        /// What was being done (`write`, `open`, `restore`, `rename`, `sync`, `prune`).
+        op: &'static str,
+        /// The OS (or state machine) error.
+        source: Arc<io::Error>,
+    },
+    /// A committed entry carries a tag this build does not know: the log is corrupt or was
+    /// written by a newer release, and applying around it would diverge from the peers.
+    #[error("committed entry {index} has an unknown tag")]
+    UnknownEntryTag {
+        /// Index of the entry.
+        index: LogIndex,
+    },
+    /// The core holds no term for the applied index it is asked to snapshot at.
+    #[error("no term for applied index {index}")]
+    NoTermForApplied {
+        /// The applied index.
+        index: LogIndex,
+    },
+    /// The core refused a snapshot the runtime wrote at its applied index.
+    #[error("core snapshot: {0}")]
+    CoreSnapshot(#[from] SnapshotError),
+    /// The node thread panicked (a programmer error): reported so that a handle and the
+    /// server see a dead node, not a clean stop.
+    #[error("the node thread panicked")]
+    Panicked,
+    /// The core refused a completion the runtime reported (an applied index it never
+    /// committed): the runtime and the core disagree about the log.
+    #[error("core: {0}")]
+    Core(#[from] StepError),
+}
+
+impl FatalError {
+    /// A snapshot I/O failure during `op`.
+    pub(crate) fn snapshot_io(op: &'static str) -> impl FnOnce(io::Error) -> FatalError {
+        move |e| FatalError::SnapshotIo {
+            op,
+            source: Arc::new(e),
+        }
+    }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::node::metrics::{Metrics, MetricsSnapshot};
-use crate::node::{Durability, NodeError};
+use crate::node::{Durability, FatalError, NodeError};
 use crate::raft::{
     ConfChange, ConfChangeStep, LogIndex, Membership, NodeId, ProgressState, ProposeError,
     ReadMode, Role, Term,
@@ -112,7 +112,7 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     /// True once the node thread has released everything (WAL closed, transport down).
     pub(crate) stopped: watch::Sender<bool>,
-    pub(crate) fatal: Mutex<Option<String>>,
+    pub(crate) fatal: Mutex<Option<FatalError>>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -374,7 +374,7 @@ impl<S: 'static> NodeHandle<S> {
     /// The fatal error that stopped the node, if any (a failed WAL write or fsync, which is
     /// never retried). Once set, every request fails with [`NodeError::Fatal`].
     #[must_use]
-    pub fn fatal_error(&self) -> Option<String> {
+    pub fn fatal_error(&self) -> Option<FatalError> {
         self.shared
             .fatal
             .lock()
@@ -386,7 +386,7 @@ impl<S: 'static> NodeHandle<S> {
     /// panic of the node thread), and returns the fatal error that stopped it, if any. A
     /// server awaits it so that a node that died ends the process (a supervisor restarts it)
     /// instead of serving `ERR fatal` forever.
-    pub async fn stopped(&self) -> Option<String> {
+    pub async fn stopped(&self) -> Option<FatalError> {
         let mut rx = self.shared.stopped.subscribe();
         let _ = rx.wait_for(|stopped| *stopped).await;
         self.fatal_error()

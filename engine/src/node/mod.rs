@@ -59,10 +59,10 @@ use tokio::sync::{mpsc, Semaphore};
 
 pub use self::block_on::block_on;
 pub use self::config::{
-    ConfigError, Durability, IoBackend, NodeConfig, PROPOSALS_INFLIGHT_MAX_LIMIT,
+    BackendKind, ConfigError, Durability, NodeConfig, PROPOSALS_INFLIGHT_MAX_LIMIT,
     SNAPSHOT_CHUNK_BYTES_MAX, WAL_SEGMENT_BYTES_MAX, WAL_SEGMENT_BYTES_MIN,
 };
-pub use self::error::{NodeError, StartError};
+pub use self::error::{FatalError, NodeError, StartError};
 pub use self::handle::{FollowerStatus, NodeHandle, NodeStatus, Proposed};
 pub use self::metrics::{CounterSnapshot, LatencySummary, MetricsSnapshot};
 pub use self::state_machine::{Command, SnapshotView, StateMachine};
@@ -118,8 +118,9 @@ impl<S: StateMachine> Node<S> {
             proposal_bytes_max: config.proposal_bytes_max(),
         };
         let backend = match config.io_backend {
-            IoBackend::Auto => TcpBackend::detect(),
-            IoBackend::Threads => TcpBackend::Thread,
+            BackendKind::Auto => TcpBackend::detect(),
+            BackendKind::IoUring => TcpBackend::Uring,
+            BackendKind::Thread => TcpBackend::Thread,
         };
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<Started>(1);
         let name = format!("ringraft-node-{}", config.id());
@@ -246,7 +247,7 @@ impl Drop for StoppedGuard {
                 .fatal
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get_or_insert_with(|| "the node thread panicked".to_string());
+                .get_or_insert(FatalError::Panicked);
         }
         self.0.stopped.send_replace(true);
     }
@@ -478,15 +479,22 @@ mod tests {
         for len in [9 << 20, max + 1] {
             let big = bytes::Bytes::from(vec![0u8; usize::try_from(len).expect("fits")]);
             let err = block_on(h.propose(big.clone())).expect_err("oversized");
-            let want = NodeError::Propose(crate::raft::ProposeError::TooLarge { len, max });
-            assert_eq!(err, want);
-            assert_eq!(block_on(h.try_propose(big)).expect_err("oversized"), want);
+            let want = crate::raft::ProposeError::TooLarge { len, max };
+            assert!(
+                matches!(&err, NodeError::Propose(e) if *e == want),
+                "{err:?}"
+            );
+            let err = block_on(h.try_propose(big)).expect_err("oversized");
+            assert!(
+                matches!(&err, NodeError::Propose(e) if *e == want),
+                "{err:?}"
+            );
         }
         // The largest accepted proposal goes through the WAL and the state machine.
         let exact = bytes::Bytes::from(vec![0u8; usize::try_from(max).expect("fits")]);
         block_on(h.propose(exact)).expect("a proposal of exactly the maximum");
         set(&h, 1);
-        assert_eq!(h.fatal_error(), None);
+        assert!(h.fatal_error().is_none());
         node.shutdown();
     }
 

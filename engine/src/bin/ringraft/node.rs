@@ -87,7 +87,10 @@ enum Stop {
     Signal(&'static str),
     /// A node's thread stopped by itself: a fatal error (a failed WAL write or fsync, which
     /// is never retried), or a panic.
-    Node { id: NodeId, error: Option<String> },
+    Node {
+        id: NodeId,
+        error: Option<ringraft::node::FatalError>,
+    },
 }
 
 /// Waits for a termination signal or for the first node that stops by itself.
@@ -123,7 +126,7 @@ fn run_until_signal(
         Stop::Signal(signal) => tracing::info!(signal, "stopping"),
         Stop::Node { id, error } => tracing::error!(
             id = %id,
-            error = error.as_deref().unwrap_or("none"),
+            error = error.as_ref().map_or_else(|| "none".to_string(), ToString::to_string),
             "node stopped by itself; exiting with status 1 so that a supervisor restarts it"
         ),
     }
@@ -142,7 +145,7 @@ fn run_until_signal(
         }
         Stop::Node { id, error } => Err(CliError::NodeStopped {
             id: id.0,
-            error: error.unwrap_or_else(|| "no error recorded".to_string()),
+            error: error.map_or_else(|| "no error recorded".to_string(), |e| e.to_string()),
         }),
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 impl<S: StateMachine> Runner<S> {
     /// Applies committed entries: commands in one batch to the state machine, address
     /// announcements to the transport, membership changes through the core.
-    pub(super) fn apply(&mut self, entries: &[Entry]) -> Result<(), Fatal> {
+    pub(super) fn apply(&mut self, entries: &[Entry]) -> Result<(), FatalError> {
         let last = entries
             .last()
             .map(|e| e.index)
@@ -25,7 +25,7 @@ impl<S: StateMachine> Runner<S> {
                             self.learn_peer(id, addr);
                         }
                     }
-                    _ => return Err(Fatal(format!("entry {} has an unknown tag", e.index))),
+                    _ => return Err(FatalError::UnknownEntryTag { index: e.index }),
                 },
                 EntryKind::ConfChange => conf_changed = true,
                 EntryKind::Noop => {}

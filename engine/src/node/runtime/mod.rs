@@ -35,7 +35,7 @@ use crate::node::handle::{
 };
 use crate::node::metrics::Metrics;
 use crate::node::storage::{self, TAG_COMMAND, TAG_PEER_ADDR};
-use crate::node::{snapshot, Command, NodeConfig, NodeError, StateMachine};
+use crate::node::{snapshot, Command, FatalError, NodeConfig, NodeError, StateMachine};
 use crate::raft::{
     Entry, EntryKind, Instant, LogIndex, Message, MessageBody, NodeId, ProposeError, RawNode,
     ReadId, Ready, Role, SnapshotMeta,
@@ -70,7 +70,7 @@ pub(crate) enum SnapshotEvent {
     /// Compacted WAL segments and older snapshot files were deleted off the loop.
     Compacted {
         index: LogIndex,
-        result: Result<(), String>,
+        result: Result<(), ringraft_wal::Error>,
     },
 }
 
@@ -212,16 +212,6 @@ impl<S> Default for LoopState<S> {
     }
 }
 
-/// A fatal error: the node stops (a failed fsync is never retried).
-#[derive(Debug)]
-struct Fatal(String);
-
-impl<E: std::fmt::Display> From<E> for Fatal {
-    fn from(e: E) -> Self {
-        Fatal(e.to_string())
-    }
-}
-
 /// Polls a ticket once without waiting.
 fn poll_now(t: &mut Ticket) -> Option<Result<u64, ringraft_wal::Error>> {
     let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -273,7 +263,7 @@ impl<S: StateMachine> Runner<S> {
         &mut self,
         next_tick: &mut tokio::time::Instant,
         tick: Duration,
-    ) -> Result<(), Fatal> {
+    ) -> Result<(), FatalError> {
         let deadline = *next_tick;
         let st = &mut self.state;
         tokio::select! {
@@ -330,7 +320,7 @@ impl<S: StateMachine> Runner<S> {
     }
 
     /// Takes whatever else is queued, without waiting.
-    fn drain(&mut self) -> Result<(), Fatal> {
+    fn drain(&mut self) -> Result<(), FatalError> {
         for _ in 0..self.config.batch_commands_max {
             match self.rx.try_recv() {
                 Ok(req) => self.on_request(req)?,
@@ -349,7 +339,7 @@ impl<S: StateMachine> Runner<S> {
         Ok(())
     }
 
-    fn process_readies(&mut self) -> Result<(), Fatal> {
+    fn process_readies(&mut self) -> Result<(), FatalError> {
         loop {
             self.reap()?;
             if !self.raw.has_ready() {
@@ -363,13 +353,13 @@ impl<S: StateMachine> Runner<S> {
             let _ = std::fs::remove_file(path);
         }
         if let Some(e) = self.wal.fatal_error() {
-            return Err(Fatal(format!("wal: {e}")));
+            return Err(FatalError::Wal(e));
         }
         Ok(())
     }
 
     /// Acknowledges completed Readys, front to back.
-    fn reap(&mut self) -> Result<(), Fatal> {
+    fn reap(&mut self) -> Result<(), FatalError> {
         while let Some(front) = self.state.inflight.front_mut() {
             if front.done.is_none() {
                 if let Some(t) = front.ticket.as_mut() {
@@ -378,7 +368,7 @@ impl<S: StateMachine> Runner<S> {
             }
             match (&front.ticket, &front.done) {
                 (Some(_), None) => break,
-                (_, Some(Err(e))) => return Err(Fatal(format!("wal write failed: {e}"))),
+                (_, Some(Err(e))) => return Err(FatalError::Wal(e.clone())),
                 _ => {}
             }
             let f = self
@@ -404,19 +394,19 @@ impl<S: StateMachine> Runner<S> {
     /// The WAL refuses a request whose segment cannot be prepared (a full disk) without
     /// writing anything, and rolls its log end back to before it, so the next append fails
     /// as non-consecutive: the cause to report is the earlier failure, not that symptom.
-    fn earlier_wal_failure(&mut self) -> Option<Fatal> {
+    fn earlier_wal_failure(&mut self) -> Option<FatalError> {
         self.state.inflight.iter_mut().find_map(|f| {
             if f.done.is_none() {
                 f.done = f.ticket.as_mut().and_then(poll_now);
             }
             match &f.done {
-                Some(Err(e)) => Some(Fatal(format!("wal write failed: {e}"))),
+                Some(Err(e)) => Some(FatalError::Wal(e.clone())),
                 _ => None,
             }
         })
     }
 
-    fn handle_ready(&mut self, rd: Ready) -> Result<(), Fatal> {
+    fn handle_ready(&mut self, rd: Ready) -> Result<(), FatalError> {
         Metrics::inc(&self.metrics.counters.readies, 1);
         self.state.turn.readies += 1;
         if let Some(ss) = rd.soft_state {
@@ -447,7 +437,7 @@ impl<S: StateMachine> Runner<S> {
             ticket = Some(
                 self.wal
                     .append(batch)
-                    .map_err(|e| self.earlier_wal_failure().unwrap_or(Fatal(e.to_string())))?,
+                    .map_err(|e| self.earlier_wal_failure().unwrap_or(FatalError::Wal(e)))?,
             );
             self.state.wal.on_appended(wal_bytes);
             Metrics::inc(&self.metrics.counters.wal_appends, 1);
@@ -595,10 +585,10 @@ impl<S: StateMachine> Runner<S> {
         }
     }
 
-    fn stop(mut self, result: Result<(), Fatal>, abrupt: bool) {
+    fn stop(mut self, result: Result<(), FatalError>, abrupt: bool) {
         let error = match &result {
             Ok(()) => NodeError::Stopped,
-            Err(Fatal(e)) => {
+            Err(e) => {
                 tracing::error!(id = %self.config.id(), error = %e, "node stopped on a fatal error");
                 *self
                     .shared

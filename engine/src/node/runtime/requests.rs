@@ -3,7 +3,7 @@
 use super::*;
 
 impl<S: StateMachine> Runner<S> {
-    pub(super) fn on_request(&mut self, req: Request<S>) -> Result<(), Fatal> {
+    pub(super) fn on_request(&mut self, req: Request<S>) -> Result<(), FatalError> {
         self.state.turn.requests += 1;
         match req {
             Request::Propose {
@@ -54,8 +54,8 @@ impl<S: StateMachine> Runner<S> {
                         }
                         // Answered when the snapshot's WAL work completes.
                         Ok(None) => self.state.snapshot_waiters.push(reply),
-                        Err(Fatal(e)) => {
-                            let _ = reply.send(Err(NodeError::Snapshot(e)));
+                        Err(e) => {
+                            let _ = reply.send(Err(NodeError::Snapshot(e.to_string())));
                         }
                     }
                 }

@@ -6,7 +6,7 @@ use super::*;
 
 /// Snapshots: taking them, streaming them to followers, installing received ones.
 impl<S: StateMachine> Runner<S> {
-    pub(super) fn on_event(&mut self, ev: SnapshotEvent) -> Result<(), Fatal> {
+    pub(super) fn on_event(&mut self, ev: SnapshotEvent) -> Result<(), FatalError> {
         self.state.turn.events += 1;
         let t0 = StdInstant::now();
         let r = self.on_event_inner(ev);
@@ -14,7 +14,7 @@ impl<S: StateMachine> Runner<S> {
         r
     }
 
-    fn on_event_inner(&mut self, ev: SnapshotEvent) -> Result<(), Fatal> {
+    fn on_event_inner(&mut self, ev: SnapshotEvent) -> Result<(), FatalError> {
         match ev {
             SnapshotEvent::Sent { to, ok } => {
                 self.state.sending.remove(&to);
@@ -40,9 +40,9 @@ impl<S: StateMachine> Runner<S> {
         &mut self,
         meta: &SnapshotMeta,
         path: Result<PathBuf, String>,
-    ) -> Result<(), Fatal> {
+    ) -> Result<(), FatalError> {
         let result = match path {
-            Ok(path) => self.begin_finish(meta, &path).map_err(|Fatal(e)| e),
+            Ok(path) => self.begin_finish(meta, &path).map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -100,7 +100,7 @@ impl<S: StateMachine> Runner<S> {
         }
     }
 
-    pub(super) fn maybe_snapshot(&mut self) -> Result<(), Fatal> {
+    pub(super) fn maybe_snapshot(&mut self) -> Result<(), FatalError> {
         let entries = self.state.entries_since_snapshot;
         let bytes = self.state.bytes_since_snapshot;
         let (te, tb) = (
@@ -145,7 +145,7 @@ impl<S: StateMachine> Runner<S> {
     }
 
     /// The metadata of a snapshot at the applied index, if it would be newer than the last.
-    fn snapshot_meta(&self) -> Result<Option<SnapshotMeta>, Fatal> {
+    fn snapshot_meta(&self) -> Result<Option<SnapshotMeta>, FatalError> {
         let index = self.applied;
         if index <= self.snapshot_index {
             return Ok(None);
@@ -153,7 +153,7 @@ impl<S: StateMachine> Runner<S> {
         let term = self
             .raw
             .term_at(index)
-            .ok_or_else(|| Fatal(format!("no term for applied index {index}")))?;
+            .ok_or(FatalError::NoTermForApplied { index })?;
         Ok(Some(SnapshotMeta {
             index,
             term,
@@ -164,18 +164,19 @@ impl<S: StateMachine> Runner<S> {
     /// Writes a snapshot at the applied index on the loop, then starts finishing it. Returns
     /// the index at once if there is nothing newer to snapshot; `None` if a snapshot is now in
     /// progress (its requests wait in `snapshot_waiters`).
-    pub(super) fn take_snapshot(&mut self) -> Result<Option<LogIndex>, Fatal> {
+    pub(super) fn take_snapshot(&mut self) -> Result<Option<LogIndex>, FatalError> {
         let Some(meta) = self.snapshot_meta()? else {
             return Ok(Some(self.snapshot_index));
         };
         let sm = &self.sm;
-        let path = snapshot::write(&self.snap_dir, &meta, &self.peers, |w| sm.snapshot(w))?;
+        let path = snapshot::write(&self.snap_dir, &meta, &self.peers, |w| sm.snapshot(w))
+            .map_err(FatalError::snapshot_io("write"))?;
         self.state.entries_since_snapshot = 0;
         self.state.bytes_since_snapshot = 0;
         self.state.snapshot_writing = Some(meta.index);
-        if let Err(Fatal(e)) = self.begin_finish(&meta, &path) {
-            self.end_snapshot(&Err(e.clone()));
-            return Err(Fatal(e));
+        if let Err(e) = self.begin_finish(&meta, &path) {
+            self.end_snapshot(&Err(e.to_string()));
+            return Err(e);
         }
         Ok(None)
     }
@@ -185,7 +186,7 @@ impl<S: StateMachine> Runner<S> {
     /// segments and older snapshot files) runs in stages that never block the loop
     /// (`advance_finish`): a loop that waits here for fsyncs under load misses heartbeats
     /// and costs the leadership.
-    fn begin_finish(&mut self, meta: &SnapshotMeta, path: &Path) -> Result<(), Fatal> {
+    fn begin_finish(&mut self, meta: &SnapshotMeta, path: &Path) -> Result<(), FatalError> {
         let index = meta.index;
         if index <= self.snapshot_index {
             // A newer snapshot was installed while this one was written.
@@ -208,7 +209,7 @@ impl<S: StateMachine> Runner<S> {
     }
 
     /// Moves the snapshot being finished on, as far as it can go without waiting.
-    pub(super) fn advance_finish(&mut self) -> Result<(), Fatal> {
+    pub(super) fn advance_finish(&mut self) -> Result<(), FatalError> {
         loop {
             let Some(f) = self.state.finishing.as_mut() else {
                 return Ok(());
@@ -221,7 +222,7 @@ impl<S: StateMachine> Runner<S> {
             if let Some(t) = ticket {
                 match poll_now(t) {
                     None => return Ok(()),
-                    Some(Err(e)) => return Err(Fatal(format!("wal: {e}"))),
+                    Some(Err(e)) => return Err(FatalError::Wal(e)),
                     Some(Ok(_)) => {}
                 }
             }
@@ -265,7 +266,7 @@ impl<S: StateMachine> Runner<S> {
         );
         let work = move || {
             drop(garbage);
-            let result = wal.delete_compacted().map_err(|e| e.to_string());
+            let result = wal.delete_compacted();
             if let Err(e) = snapshot::prune(&dir, index) {
                 // A concurrent install may have pruned the same files first.
                 tracing::warn!(%index, error = %e, "cannot prune older snapshot files");
@@ -281,17 +282,19 @@ impl<S: StateMachine> Runner<S> {
             });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start the compaction thread; deleting on the loop");
-            let result = self.wal.delete_compacted().map_err(|e| e.to_string());
+            let result = self.wal.delete_compacted();
             let _ = snapshot::prune(&self.snap_dir, index);
             let _ = events2.try_send(SnapshotEvent::Compacted { index, result });
         }
     }
 
-    fn on_compacted(&mut self, index: LogIndex, result: Result<(), String>) -> Result<(), Fatal> {
-        if let Err(e) = result {
-            // As for any WAL write: the log's files are in an unknown state.
-            return Err(Fatal(format!("wal: deleting compacted segments: {e}")));
-        }
+    fn on_compacted(
+        &mut self,
+        index: LogIndex,
+        result: Result<(), ringraft_wal::Error>,
+    ) -> Result<(), FatalError> {
+        // As for any WAL write: on failure the log's files are in an unknown state.
+        result?;
         self.snapshot_index = self.snapshot_index.max(index);
         Metrics::inc(&self.metrics.counters.snapshots_taken, 1);
         tracing::debug!(id = %self.config.id(), %index, "snapshot taken");
@@ -384,7 +387,7 @@ impl<S: StateMachine> Runner<S> {
     /// Installs the snapshot the core accepted: restore the state machine, keep the file,
     /// store the metadata, and replace the stored log (keeping entries after the snapshot
     /// only if the log holds the snapshot's last entry with its term).
-    pub(super) fn install_snapshot(&mut self, meta: &SnapshotMeta) -> Result<Ticket, Fatal> {
+    pub(super) fn install_snapshot(&mut self, meta: &SnapshotMeta) -> Result<Ticket, FatalError> {
         let (index, path) = self
             .state
             .received
@@ -394,12 +397,14 @@ impl<S: StateMachine> Runner<S> {
             index, meta.index,
             "the installed snapshot is the one received"
         );
-        let (header, mut data) = snapshot::open(&path)?;
-        self.sm.restore(&mut data)?;
+        let (header, mut data) = snapshot::open(&path).map_err(FatalError::snapshot_io("open"))?;
+        self.sm
+            .restore(&mut data)
+            .map_err(FatalError::snapshot_io("restore"))?;
         drop(data);
         let final_path = self.snap_dir.join(snapshot::file_name(index));
-        std::fs::rename(&path, &final_path)?;
-        snapshot::sync_dir(&self.snap_dir)?;
+        std::fs::rename(&path, &final_path).map_err(FatalError::snapshot_io("rename"))?;
+        snapshot::sync_dir(&self.snap_dir).map_err(FatalError::snapshot_io("sync"))?;
         for (id, addr) in header.peers {
             self.learn_peer(id, addr);
         }
@@ -409,7 +414,7 @@ impl<S: StateMachine> Runner<S> {
             self.wal_next = index.0 + 1;
         }
         self.wal_next = self.wal_next.max(index.0 + 1);
-        snapshot::prune(&self.snap_dir, index)?;
+        snapshot::prune(&self.snap_dir, index).map_err(FatalError::snapshot_io("prune"))?;
         self.applied = index;
         self.snapshot_index = index;
         self.state.entries_since_snapshot = 0;
@@ -537,14 +542,17 @@ mod tests {
         let mut runner = follower(dir.path());
         let first = received(&runner, 2, 1, 5);
         let second = received(&runner, 3, 2, 4);
-        runner.on_event(first).map_err(|Fatal(e)| e).expect("first");
+        runner
+            .on_event(first)
+            .map_err(|e| e.to_string())
+            .expect("first");
         runner
             .on_event(second)
-            .map_err(|Fatal(e)| e)
+            .map_err(|e| e.to_string())
             .expect("second");
         runner
             .process_readies()
-            .map_err(|Fatal(e)| e)
+            .map_err(|e| e.to_string())
             .expect("install");
         assert_eq!(runner.snapshot_index, LogIndex(5));
         assert_eq!(runner.raw.status().commit, LogIndex(5));
