@@ -7,8 +7,6 @@
 // criterion_group! generates undocumented items.
 #![allow(missing_docs)]
 
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,69 +14,13 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hdrhistogram::Histogram;
 use ringraft::kv::{KvCommand, KvStateMachine};
-use ringraft::node::{block_on, Durability, Node, NodeConfig, NodeHandle};
-use ringraft::raft::{NodeId, Role};
+use ringraft::node::{Durability, NodeHandle};
+use ringraft_bench::local::LocalCluster;
 
 const PAYLOAD_BYTES: usize = 256;
 const CONCURRENCY: [usize; 3] = [1, 16, 256];
 /// Highest latency recorded (60 s); longer samples are clamped.
 const LATENCY_MICROS_MAX: u64 = 60_000_000;
-
-struct Bench {
-    nodes: Vec<Node<KvStateMachine>>,
-    leader: NodeHandle<KvStateMachine>,
-    _dirs: Vec<tempfile::TempDir>,
-}
-
-fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
-
-fn start(durability: Durability) -> Bench {
-    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
-    let addrs: BTreeMap<NodeId, SocketAddr> = ids.iter().map(|id| (*id, free_addr())).collect();
-    let dirs: Vec<_> = ids
-        .iter()
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let nodes: Vec<_> = ids
-        .iter()
-        .zip(&dirs)
-        .map(|(id, dir)| {
-            let mut cfg = NodeConfig::new(1, *id, dir.path());
-            cfg.listen = addrs[id];
-            cfg.initial_voters = ids.clone();
-            cfg.peers = addrs
-                .iter()
-                .filter(|(p, _)| *p != id)
-                .map(|(p, a)| (*p, *a))
-                .collect();
-            cfg.durability = durability;
-            // Keep snapshots out of the measurement.
-            cfg.snapshot_entries_threshold = u64::MAX / 4;
-            cfg.snapshot_bytes_threshold = u64::MAX / 4;
-            Node::start(cfg, KvStateMachine::default()).expect("start")
-        })
-        .collect();
-    let leader = nodes[0]
-        .wait_for_leader(Duration::from_secs(20))
-        .expect("leader");
-    let leader = nodes
-        .iter()
-        .map(Node::handle)
-        .find(|h| h.id() == leader)
-        .expect("leader handle");
-    assert_eq!(
-        block_on(leader.status()).expect("status").role,
-        Role::Leader
-    );
-    Bench {
-        nodes,
-        leader,
-        _dirs: dirs,
-    }
-}
 
 /// Runs `total` proposals split over `proposers` concurrent tasks; returns the elapsed time
 /// and records each proposal's latency.
@@ -119,7 +61,7 @@ fn run(
 }
 
 fn bench_durability(c: &mut Criterion, durability: Durability) {
-    let b = start(durability);
+    let b = LocalCluster::start(durability);
     println!(
         "cluster bench: 3 nodes, {} B payloads, durability {}, io_uring {}",
         PAYLOAD_BYTES,
@@ -170,9 +112,7 @@ fn bench_durability(c: &mut Criterion, durability: Durability) {
         m.counters.wal_appends,
         m.counters.proposals_applied
     );
-    for n in b.nodes {
-        n.shutdown();
-    }
+    b.shutdown();
 }
 
 fn cluster(c: &mut Criterion) {

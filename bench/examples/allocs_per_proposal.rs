@@ -11,15 +11,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use clap::{Parser, ValueEnum};
 use ringraft::kv::{KvCommand, KvStateMachine};
-use ringraft::node::{Durability, Node, NodeConfig, NodeHandle};
-use ringraft::raft::NodeId;
+use ringraft::node::{Durability, NodeHandle};
+use ringraft_bench::local::LocalCluster;
 
 const PAYLOAD_BYTES: usize = 256;
 
@@ -57,39 +56,6 @@ fn counts() -> (u64, u64) {
         ALLOCS.load(Ordering::Relaxed),
         BYTES.load(Ordering::Relaxed),
     )
-}
-
-fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
-
-fn start(durability: Durability) -> (Vec<Node<KvStateMachine>>, Vec<tempfile::TempDir>) {
-    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
-    let addrs: BTreeMap<NodeId, SocketAddr> = ids.iter().map(|id| (*id, free_addr())).collect();
-    let dirs: Vec<_> = ids
-        .iter()
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let nodes = ids
-        .iter()
-        .zip(&dirs)
-        .map(|(id, dir)| {
-            let mut cfg = NodeConfig::new(1, *id, dir.path());
-            cfg.listen = addrs[id];
-            cfg.initial_voters = ids.clone();
-            cfg.peers = addrs
-                .iter()
-                .filter(|(p, _)| *p != id)
-                .map(|(p, a)| (*p, *a))
-                .collect();
-            cfg.durability = durability;
-            cfg.snapshot_entries_threshold = u64::MAX / 4;
-            cfg.snapshot_bytes_threshold = u64::MAX / 4;
-            Node::start(cfg, KvStateMachine::default()).expect("start")
-        })
-        .collect();
-    (nodes, dirs)
 }
 
 fn command(p: usize, i: u64, value: &Bytes) -> Bytes {
@@ -130,14 +96,32 @@ fn run(leader: &NodeHandle<KvStateMachine>, proposers: usize, total: u64) -> (u6
     (a1 - a0, b1 - b0, took)
 }
 
+/// WAL sync policy of the nodes.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Sync {
+    /// No fdatasync (what the allocation count is usually quoted for).
+    Nosync,
+    /// fdatasync per group commit.
+    Fdatasync,
+}
+
+/// Heap allocations per committed 256 B SET in an in-process 3-node cluster.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Proposals per proposer count (a tenth of it for 1 proposer).
+    #[arg(default_value_t = 20_000)]
+    proposals: u64,
+    /// WAL sync policy.
+    #[arg(value_enum, default_value_t = Sync::Nosync)]
+    sync: Sync,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let total: u64 = args
-        .get(1)
-        .map_or(20_000, |s| s.parse().expect("proposals"));
-    let durability = match args.get(2).map(String::as_str) {
-        Some("fdatasync") => Durability::Fdatasync,
-        _ => Durability::NoSync,
+    let args = Args::parse();
+    let total = args.proposals;
+    let durability = match args.sync {
+        Sync::Fdatasync => Durability::Fdatasync,
+        Sync::Nosync => Durability::NoSync,
     };
     // The client's share: building the same commands without proposing them.
     let value = Bytes::from(vec![b'x'; PAYLOAD_BYTES - 16]);
@@ -150,15 +134,8 @@ fn main() {
         "client side per command: {:.2} allocations, {:.0} bytes ({durability:?})",
         client.0, client.1
     );
-    let (nodes, _dirs) = start(durability);
-    let leader_id = nodes[0]
-        .wait_for_leader(Duration::from_secs(20))
-        .expect("leader");
-    let leader = nodes
-        .iter()
-        .map(Node::handle)
-        .find(|h| h.id() == leader_id)
-        .expect("leader");
+    let cluster = LocalCluster::start(durability);
+    let leader = cluster.leader.clone();
     // Warm up (connections, first segment, map growth).
     run(&leader, 16, 2_000);
     for proposers in [1, 16, 256] {
@@ -174,7 +151,5 @@ fn main() {
             allocs as f64 / n - client.0
         );
     }
-    for node in nodes {
-        node.shutdown();
-    }
+    cluster.shutdown();
 }

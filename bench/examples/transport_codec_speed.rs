@@ -1,6 +1,7 @@
 //! Encode and decode speed of the Raft message codec for one AppendEntries of `N` entries of
 //! `SIZE` bytes: `cargo run --release -p ringraft-bench --example transport_codec_speed -- [N] [SIZE]`.
 
+use clap::Parser;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -8,10 +9,19 @@ use bytes::Bytes;
 use ringraft::raft::{Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, Term};
 use ringraft::transport::codec;
 
+/// Encode and decode speed of one AppendEntries.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Entries in the message.
+    #[arg(default_value_t = 64)]
+    n: u64,
+    /// Bytes per entry.
+    #[arg(default_value_t = 128)]
+    size: usize,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(64);
-    let size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(128);
+    let Args { n, size } = Args::parse();
     let data = Bytes::from(vec![1u8; size]);
     let entries: Vec<Entry> = (1..=n)
         .map(|i| Entry {

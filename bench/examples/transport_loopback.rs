@@ -6,6 +6,7 @@
 //! The sender retries on a full queue (yielding), so every message arrives; the number
 //! printed is end to end: from the first send until node 2 received the last message.
 
+use clap::{Parser, ValueEnum};
 use std::net::SocketAddr;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
@@ -57,14 +58,33 @@ where
     })
 }
 
+/// Which transport backend each node runs.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Backend {
+    /// io_uring on a tokio-uring runtime.
+    Uring,
+    /// Blocking sockets on threads.
+    Thread,
+}
+
+/// Loopback throughput of the TCP transport between two nodes.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Transport backend.
+    #[arg(value_enum, default_value_t = Backend::Uring)]
+    backend: Backend,
+    /// Messages node 1 streams to node 2.
+    #[arg(default_value_t = 1_000_000)]
+    count: u64,
+    /// Bytes per message.
+    #[arg(default_value_t = 128)]
+    size: usize,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let uring = args.get(1).is_none_or(|b| b != "thread");
-    let count: u64 = args
-        .get(2)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
-    let size: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(128);
+    let args = Args::parse();
+    let uring = matches!(args.backend, Backend::Uring);
+    let (count, size) = (args.count, args.size);
 
     let (addr_tx, addr_rx) = std_mpsc::channel();
     let (peer_tx, peer_rx) = std_mpsc::channel::<SocketAddr>();

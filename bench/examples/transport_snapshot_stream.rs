@@ -3,6 +3,7 @@
 //!
 //! `cargo run --release -p ringraft-bench --example transport_snapshot_stream -- [CHUNKS] [SIZE] [WINDOW]`
 
+use clap::Parser;
 use std::net::SocketAddr;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
@@ -11,11 +12,26 @@ use bytes::Bytes;
 use ringraft::raft::NodeId;
 use ringraft::transport::{Incoming, Transport, TransportConfig, UringTransport};
 
+/// Snapshot streaming throughput over io_uring on loopback.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Chunks streamed.
+    #[arg(default_value_t = 1024)]
+    chunks: usize,
+    /// Bytes per chunk.
+    #[arg(default_value_t = 1 << 20)]
+    size: usize,
+    /// Chunks in flight.
+    #[arg(default_value_t = 8)]
+    window: u32,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let chunks: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1024);
-    let size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1 << 20);
-    let window: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(8);
+    let Args {
+        chunks,
+        size,
+        window,
+    } = Args::parse();
     let config = move |id| {
         let mut config = TransportConfig::new(7, NodeId(id));
         config.snapshot_chunks_inflight_max = window;

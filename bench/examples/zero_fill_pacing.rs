@@ -8,6 +8,7 @@
 //! `cargo run --release -p ringraft-bench --example zero_fill_pacing -- [SECONDS_PER_MODE] [ROUNDS]`
 //! (defaults 5 and 2; files go to `$WAL_BENCH_DIR` or the temporary directory).
 
+use clap::Parser;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
@@ -99,10 +100,19 @@ fn commits(dir: &Path, mode: Mode, secs: u64) -> Vec<u64> {
     lat
 }
 
+/// Commit latency while new WAL segments are zero-filled three ways.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Seconds measured per mode and round.
+    #[arg(default_value_t = 5)]
+    secs: u64,
+    /// Rounds of the three modes.
+    #[arg(default_value_t = 2)]
+    rounds: u64,
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    let rounds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
+    let Args { secs, rounds } = Args::parse();
     let base = std::env::var_os("WAL_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
     let dir = tempfile::tempdir_in(base).expect("temporary directory");
     println!(

@@ -115,3 +115,80 @@ fn fewer_than_three_repetitions_are_refused() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_missing_redis_benchmark_is_skipped_with_a_line() {
+    let out = compare(&["--redis-benchmark", "--json"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    let line = "compare: skipping redis-benchmark: redis-benchmark not found";
+    assert!(stderr.contains(line), "want {line:?} in:\n{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let rb = &report["redis_benchmark"];
+    assert!(rb["skipped"].is_string(), "{rb}");
+    assert!(rb["set_rps"].is_null(), "{rb}");
+}
+
+/// The `ringraft` binary next to this test's `ringraft-bench` (a workspace build puts it
+/// there), if it was built.
+fn ringraft_next_to_bench() -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(env!("CARGO_BIN_EXE_ringraft-bench")).with_file_name("ringraft");
+    p.is_file().then_some(p)
+}
+
+fn installed(program: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        println!("skipped: {program} is not installed");
+    }
+    found
+}
+
+#[test]
+fn redis_benchmark_against_ringraft_cluster_sits_next_to_etcd() {
+    if !installed("redis-benchmark") || !installed("etcd") {
+        return;
+    }
+    let Some(bin) = ringraft_next_to_bench() else {
+        println!("skipped: no ringraft binary next to ringraft-bench (cargo build --bins)");
+        return;
+    };
+    let data = tempfile::tempdir().expect("temporary directory");
+    let out = Command::new(env!("CARGO_BIN_EXE_ringraft-bench"))
+        .args(["compare", "--engines", "etcd", "--redis-benchmark"])
+        .args(["--rb-requests", "10000", "--clients", "4", "--warmup", "0s"])
+        .args(["--duration", "300ms", "--no-floor", "--quiet", "--json"])
+        .arg("--ringraft-bin")
+        .arg(&bin)
+        .arg("--data-root")
+        .arg(data.path())
+        .output()
+        .expect("run ringraft-bench");
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let rb = &report["redis_benchmark"];
+    assert!(rb["skipped"].is_null(), "{rb}");
+    let runs = rb["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 3, "{rb}");
+    for r in runs {
+        assert!(r["set_rps"].as_f64() > Some(0.0), "{r}");
+        assert!(r["get_rps"].as_f64() > Some(0.0), "{r}");
+    }
+    assert_eq!(
+        rb["paired_reps"], 3,
+        "etcd ran in every repetition: {stderr}"
+    );
+    assert!(rb["set_over_etcd"].as_f64() > Some(0.0), "{rb}");
+    let order: Vec<&str> = report["order"]
+        .as_array()
+        .expect("order")
+        .iter()
+        .filter_map(|o| o.as_str())
+        .collect();
+    assert_eq!(order.len(), 6, "{order:?}");
+    assert!(order.contains(&"1:redis-benchmark") && order.contains(&"3:etcd"));
+}

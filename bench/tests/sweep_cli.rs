@@ -10,6 +10,10 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn sweep(out_dir: &std::path::Path, clients: &str) -> Output {
+    sweep_with(out_dir, clients, &[])
+}
+
+fn sweep_with(out_dir: &std::path::Path, clients: &str, extra: &[&str]) -> Output {
     let empty = tempfile::tempdir().expect("temporary directory");
     Command::new(env!("CARGO_BIN_EXE_ringraft-bench"))
         .args([
@@ -23,8 +27,9 @@ fn sweep(out_dir: &std::path::Path, clients: &str) -> Output {
             "--duration",
             "300ms",
             "--quiet",
-            "--out",
         ])
+        .args(extra)
+        .arg("--out")
         .arg(out_dir)
         .env("PATH", empty.path())
         .output()
@@ -53,6 +58,10 @@ fn writes_json_and_both_charts() {
             .expect("a ringraft-memory point");
         assert!(p["ops_s"].as_f64() > Some(0.0), "{p}");
         assert!(p["p99_us"].as_f64() >= p["p50_us"].as_f64(), "{p}");
+        assert_eq!(p["runs"], 3, "three runs per point by default: {p}");
+        assert_eq!(p["reports"].as_array().map(Vec::len), Some(3), "{p}");
+        let (lo, hi) = (&p["ops_s_range"][0], &p["ops_s_range"][1]);
+        assert!(lo.as_f64() <= p["ops_s"].as_f64() && p["ops_s"].as_f64() <= hi.as_f64());
         let etcd = points
             .iter()
             .find(|p| p["engine"] == "etcd" && p["clients"] == clients)
@@ -81,4 +90,12 @@ fn a_zero_client_count_is_refused() {
     let out = sweep(dir.path(), "0,4");
     assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
     assert!(text(&out.stderr).contains("--clients-list"));
+}
+
+#[test]
+fn fewer_than_three_runs_per_point_are_refused() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let out = sweep_with(dir.path(), "1", &["--reps", "2"]);
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--reps must be between 3"));
 }

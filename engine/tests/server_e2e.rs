@@ -2,83 +2,16 @@
 //! temporary directories, driven with redis-cli, redis-py, redis-benchmark and a small RESP
 //! client. A test whose tool is missing prints a line saying so and passes without it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use common::{free_addr, have, Proc, BIN, WAIT};
 use ringraft::kv::resp::{self, Reply, ReplyReader};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ringraft");
-/// Safety net on every wait: generous, never reached on a healthy run.
-const WAIT: Duration = Duration::from_secs(60);
-
-/// A running `ringraft` process; killed on drop.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ringraft");
-        let out = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    /// Lines up to and including the first one starting with `prefix`.
-    fn until(&self, prefix: &str) -> Vec<String> {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {prefix:?} line; saw {seen:?}"));
-            let done = line.starts_with(prefix);
-            seen.push(line);
-            if done {
-                return seen;
-            }
-        }
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    fn stop(mut self) {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "unclean exit: {status}");
-        self.until("stopped cleanly");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The client addresses printed by `cluster` or `serve` (`node N: raft A client B ...`).
 fn client_addrs(lines: &[String]) -> Vec<SocketAddr> {
@@ -173,19 +106,6 @@ fn bulk(s: &str) -> Reply {
 
 fn ok() -> Reply {
     Reply::Simple(Bytes::from_static(b"OK"))
-}
-
-fn have(tool: &str, probe: &[&str]) -> bool {
-    let found = Command::new(tool)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        println!("skipped: {tool} is not installed");
-    }
-    found
 }
 
 fn redis_cli(addr: SocketAddr, args: &[&str]) -> String {
@@ -350,11 +270,6 @@ fn redis_cli_redis_py_and_redis_benchmark_work_unmodified() {
     p.stop();
 }
 
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
-
 #[test]
 fn serve_processes_form_a_cluster_and_a_follower_forwards_after_the_leader_dies() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -464,10 +379,30 @@ fn bad_flags_and_unreachable_nodes_fail_cleanly() {
     ];
     assert!(run(&[&node[..], &["--peer", "garbage"]].concat()).contains("invalid --peer"));
     assert!(run(&[&node[..], &["--read-mode", "fast"]].concat()).contains("invalid value"));
+    for (timeout, why) in [
+        ("300-200", "MIN must be below MAX"),
+        ("40-100", "at least 50"),
+        ("105-200", "multiples of the 10 ms tick"),
+        ("100", "expected MIN-MAX"),
+    ] {
+        let err = run(&[&node[..], &["--election-timeout", timeout]].concat());
+        assert!(err.contains(why), "--election-timeout {timeout}: {err}");
+        let err = run(&["cluster", "--port", "0", "--election-timeout", timeout]);
+        assert!(
+            err.contains(why),
+            "cluster --election-timeout {timeout}: {err}"
+        );
+    }
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "id = \"one\"\n").expect("write");
     assert!(
         run(&["serve", "--config", bad.to_str().expect("utf-8")]).contains("invalid config file")
+    );
+    std::fs::write(&bad, "id = 1\nelection_timeout = \"500-100\"\n").expect("write");
+    let err = run(&["serve", "--config", bad.to_str().expect("utf-8")]);
+    assert!(
+        err.contains("invalid config file") && err.contains("MIN must be below MAX"),
+        "{err}"
     );
     let closed = free_addr().to_string();
     assert!(run(&["get", "k", "--addr", &closed]).contains("cannot reach"));

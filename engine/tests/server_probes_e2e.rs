@@ -5,103 +5,17 @@
 //! connection survives; malformed protocol: that connection alone is closed).
 //! A test whose tool is missing prints a line saying so and passes without it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringraft");
-/// Safety net on every wait: generous, never reached on a healthy run.
-const WAIT: Duration = Duration::from_secs(60);
+use common::{addr_after, free_addr, have, Proc, BIN, WAIT};
+
 /// The server's largest value (`ringraft::kv::VALUE_BYTES_MAX`).
 const VALUE_BYTES_MAX: usize = ringraft::kv::VALUE_BYTES_MAX;
-
-/// A running `ringraft` process; killed on drop.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ringraft");
-        let out = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    /// Lines up to and including the first one starting with `prefix`.
-    fn until(&self, prefix: &str) -> Vec<String> {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {prefix:?} line; saw {seen:?}"));
-            let done = line.starts_with(prefix);
-            seen.push(line);
-            if done {
-                return seen;
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address after `marker` in the first line that has it.
-fn addr_after(lines: &[String], marker: &str) -> Vec<SocketAddr> {
-    lines
-        .iter()
-        .filter_map(|l| l.split(marker).nth(1))
-        .map(|rest| {
-            let a = rest.split([' ', '/']).next().expect("address");
-            a.parse().unwrap_or_else(|_| panic!("address in {rest:?}"))
-        })
-        .collect()
-}
-
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
-
-fn have(tool: &str, probe: &[&str]) -> bool {
-    let found = Command::new(tool)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        println!(
-            "skipped: {tool} is not installed (or cannot `{}`)",
-            probe.join(" ")
-        );
-    }
-    found
-}
 
 /// One HTTP GET; returns the status line and the body.
 fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
@@ -126,6 +40,46 @@ fn sample(body: &str, name: &str) -> Option<f64> {
     body.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `(le, cumulative count)` of every `name_bucket` sample, in the order they appear.
+fn buckets(body: &str, name: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    body.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|rest| {
+            let (le, value) = rest.split_once("\"} ").expect("le=\"..\"} value");
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().expect("le is a number")
+            };
+            (le, value.trim().parse().expect("bucket count is a number"))
+        })
+        .collect()
+}
+
+/// What Prometheus requires of a histogram: a TYPE line, increasing `le` bounds ending in
+/// `+Inf`, cumulative counts that never decrease, `+Inf` equal to `_count`, and a `_sum`.
+fn check_histogram(body: &str, name: &str) {
+    assert!(
+        body.contains(&format!("# TYPE {name} histogram")),
+        "{name} is not a histogram:\n{body}"
+    );
+    let b = buckets(body, name);
+    assert!(b.len() >= 2, "{name} has too few buckets: {b:?}");
+    assert!(
+        b.windows(2).all(|w| w[0].0 < w[1].0),
+        "{name}: le not increasing"
+    );
+    assert!(
+        b.windows(2).all(|w| w[0].1 <= w[1].1),
+        "{name}: counts decrease"
+    );
+    let (last_le, total) = *b.last().expect("at least two buckets");
+    assert_eq!(last_le, f64::INFINITY, "{name}: the last bucket is +Inf");
+    assert_eq!(sample(body, &format!("{name}_count")), Some(total));
+    assert!(sample(body, &format!("{name}_sum")).is_some_and(|s| s >= 0.0));
 }
 
 fn ringraft(args: &[&str]) -> Output {
@@ -155,12 +109,14 @@ fn redis_cli(addr: SocketAddr, args: &[&str], stdin: &[u8]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A one-node `serve` from a TOML file with metrics on a port the kernel picks.
+/// A one-node `serve` from a TOML file with metrics on a port the kernel picks, and an
+/// election timeout longer than the default (the node must still elect itself).
 fn serve_from_config(dir: &std::path::Path) -> (Proc, SocketAddr, SocketAddr) {
     let config = dir.join("node.toml");
     let toml = format!(
         "id = 1\ncluster_id = 9\ndata_dir = {:?}\nraft_addr = \"{}\"\nclient_addr = \"{}\"\n\
-         metrics_addr = \"127.0.0.1:0\"\ndurability = \"fdatasync\"\nread_mode = \"lease\"\n",
+         metrics_addr = \"127.0.0.1:0\"\ndurability = \"fdatasync\"\nread_mode = \"lease\"\n\
+         election_timeout = \"300-600\"\n",
         dir.join("n1").to_str().expect("utf-8 path"),
         free_addr(),
         free_addr(),
@@ -227,7 +183,19 @@ fn metrics_are_scraped_over_http_from_a_node_started_from_toml() {
             "{name} has no TYPE line"
         );
     }
-    assert!(body.contains("ringraft_fsync_seconds{quantile=\"0.99\"}"));
+    for name in [
+        "ringraft_fsync_seconds",
+        "ringraft_propose_to_apply_seconds",
+        "ringraft_apply_batch_seconds",
+    ] {
+        check_histogram(&body, name);
+        assert!(body.contains(&format!("{name}_hdr{{quantile=\"0.99\"}}")));
+    }
+    // Every applied proposal was timed from propose to apply, and each took some time.
+    let applied = sample(&body, "ringraft_proposals_applied_total");
+    assert!(sample(&body, "ringraft_propose_to_apply_seconds_count") >= applied);
+    assert!(sample(&body, "ringraft_propose_to_apply_seconds_sum") > Some(0.0));
+    assert!(sample(&body, "ringraft_fsync_seconds_count") >= Some(1.0));
     assert!(sample(&body, "ringraft_proposals_applied_total") >= Some(3.0));
     assert!(sample(&body, "ringraft_snapshots_taken_total") >= Some(1.0));
     assert!(sample(&body, "ringraft_snapshot_index") >= Some(3.0));

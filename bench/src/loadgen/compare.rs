@@ -7,14 +7,14 @@
 //! An engine that is not installed is skipped with a line that says so; it never fails the run.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::engines::{self, Engine, Outcome};
+use super::engines::{self, Engine, Outcome, RunSpec};
 use super::floor::Floor;
 use super::latency::format_us;
 use super::machine::Machine;
+use super::redis_benchmark::{self as rb, RbOutcome, RbRun, RbSpec};
 use super::report::RunReport;
 use super::run::{self, RunError};
 use super::workload::Workload;
@@ -39,16 +39,12 @@ pub struct CompareSpec {
     pub engines: Vec<Engine>,
     /// Repetitions, at least [`REPS_MIN`].
     pub reps: usize,
-    /// The workload every run gets.
-    pub workload: Workload,
-    /// The `ringraft` binary (`None`: next to this executable).
-    pub ringraft_bin: Option<PathBuf>,
-    /// Root of the data directories.
-    pub data_root: PathBuf,
+    /// What every run gets: the workload, the binary, the data root.
+    pub run: RunSpec,
     /// Measure the fdatasync + loopback floor once before the first run.
     pub floor: bool,
-    /// Draw a progress line during each run.
-    pub progress: bool,
+    /// Also run redis-benchmark against `ringraft cluster` once per repetition.
+    pub redis_benchmark: Option<RbSpec>,
 }
 
 /// One engine across the repetitions.
@@ -115,6 +111,42 @@ pub struct CompareReport {
     pub engines: Vec<EngineSummary>,
     /// The ratios of [`PAIRS`] whose both sides ran.
     pub ratios: Vec<Ratio>,
+    /// redis-benchmark against `ringraft cluster`, if asked for.
+    pub redis_benchmark: Option<RbSummary>,
+}
+
+/// The issue's first target: SET at least this many times etcd's writes/s in the same run.
+pub const RB_SET_OVER_ETCD_TARGET: f64 = 10.0;
+/// The issue's first target: GET (lease reads) at least this many per second.
+pub const RB_GET_TARGET_RPS: f64 = 1_000_000.0;
+
+/// redis-benchmark against `ringraft cluster` across the repetitions, next to etcd.
+#[derive(Clone, Debug, Serialize)]
+pub struct RbSummary {
+    /// The redis-benchmark command line (without `-h`/`-p`).
+    pub command: String,
+    /// What it ran against.
+    pub setup: String,
+    /// Why it was skipped, if it was.
+    pub skipped: Option<String>,
+    /// Failed repetitions: `(repetition, message)`.
+    pub failures: Vec<(usize, String)>,
+    /// Each repetition's result.
+    pub runs: Vec<Option<RbRun>>,
+    /// Median SET requests/s, and the smallest and largest run.
+    pub set_rps: Option<f64>,
+    /// Smallest and largest SET rate.
+    pub set_rps_range: Option<(f64, f64)>,
+    /// Median GET requests/s.
+    pub get_rps: Option<f64>,
+    /// Smallest and largest GET rate.
+    pub get_rps_range: Option<(f64, f64)>,
+    /// Median over repetitions where both ran of SET/s divided by etcd's writes/s.
+    pub set_over_etcd: Option<f64>,
+    /// Smallest and largest per-repetition SET/etcd ratio.
+    pub set_over_etcd_range: Option<(f64, f64)>,
+    /// Repetitions where both redis-benchmark and etcd ran.
+    pub paired_reps: usize,
 }
 
 /// The durability of every engine, as the report states it.
@@ -128,7 +160,7 @@ pub const DURABILITY: &str = "ringraft, etcd and redis: fsync before every ackno
 /// A workload out of range, or the floor could not be measured. Engines that fail are
 /// reported in the result, not returned.
 pub fn compare(spec: &CompareSpec, say: &mut dyn FnMut(&str)) -> Result<CompareReport, RunError> {
-    spec.workload.validate()?;
+    spec.run.workload.validate()?;
     if !(REPS_MIN..=REPS_MAX).contains(&spec.reps) {
         return Err(RunError::Reps {
             min: REPS_MIN,
@@ -136,27 +168,45 @@ pub fn compare(spec: &CompareSpec, say: &mut dyn FnMut(&str)) -> Result<CompareR
             got: spec.reps,
         });
     }
-    let floor = run::measure_floor(spec.floor, &spec.data_root)?;
+    let floor = run::measure_floor(spec.floor, &spec.run.data_root)?;
     let mut summaries: Vec<EngineSummary> = spec
         .engines
         .iter()
         .map(|e| EngineSummary::empty(*e, spec.reps))
         .collect();
     let mut order = Vec::new();
-    let n = spec.engines.len();
+    let mut rb_summary = spec
+        .redis_benchmark
+        .as_ref()
+        .map(|r| RbSummary::empty(r, spec.reps));
+    // redis-benchmark takes the slot after the engines in the rotation.
+    let n = spec.engines.len() + usize::from(rb_summary.is_some());
     for rep in 0..spec.reps {
         for k in 0..n {
-            let s = &mut summaries[(rep + k) % n];
+            let slot = (rep + k) % n;
+            let Some(s) = summaries.get_mut(slot) else {
+                let (Some(r), Some(rs)) = (&mut rb_summary, &spec.redis_benchmark) else {
+                    continue;
+                };
+                if r.skipped.is_none() {
+                    order.push(format!("{}:redis-benchmark", rep + 1));
+                    r.record(rep, rb::run_once(rs), spec.reps, say);
+                }
+                continue;
+            };
             if s.skipped.is_some() {
                 continue;
             }
             order.push(format!("{}:{}", rep + 1, s.engine.name()));
-            let outcome = engines::run_once(s.engine, &engines_spec(spec));
+            let outcome = engines::run_once(s.engine, &spec.run);
             record(s, rep, outcome, spec.reps, say);
         }
     }
     for s in &mut summaries {
         s.finish();
+    }
+    if let Some(r) = &mut rb_summary {
+        r.finish(summaries.iter().find(|s| s.engine == Engine::Etcd));
     }
     let ratios = PAIRS
         .iter()
@@ -165,22 +215,14 @@ pub fn compare(spec: &CompareSpec, say: &mut dyn FnMut(&str)) -> Result<CompareR
     Ok(CompareReport {
         reps: spec.reps,
         order,
-        workload: spec.workload.clone(),
-        machine: Machine::describe(&spec.data_root),
+        workload: spec.run.workload.clone(),
+        machine: Machine::describe(&spec.run.data_root),
         durability: DURABILITY.into(),
         floor,
         engines: summaries,
         ratios,
+        redis_benchmark: rb_summary,
     })
-}
-
-fn engines_spec(spec: &CompareSpec) -> engines::RunSpec {
-    engines::RunSpec {
-        workload: spec.workload.clone(),
-        ringraft_bin: spec.ringraft_bin.clone(),
-        data_root: spec.data_root.clone(),
-        progress: spec.progress,
-    }
 }
 
 fn record(
@@ -221,6 +263,14 @@ fn record(
             s.failures.push((rep + 1, why));
         }
     }
+}
+
+/// The smallest and largest of `v`; `None` if empty.
+#[must_use]
+pub fn range(v: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    v.fold(None, |acc: Option<(f64, f64)>, x| {
+        Some(acc.map_or((x, x), |(lo, hi)| (lo.min(x), hi.max(x))))
+    })
 }
 
 /// The median of `v` (the mean of the middle two for an even count); `None` if empty.
@@ -309,12 +359,7 @@ fn ratio(summaries: &[EngineSummary], a: Engine, b: Engine) -> Option<Ratio> {
             .collect()
     };
     let throughput = per(&|r| Some(r.throughput_ops_s));
-    let range = throughput
-        .iter()
-        .copied()
-        .fold(None, |acc: Option<(f64, f64)>, t| {
-            Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))))
-        });
+    let range = range(throughput.iter().copied());
     Some(Ratio {
         numerator: a,
         denominator: b,
@@ -371,6 +416,9 @@ impl CompareReport {
         }
         self.write_table(&mut s);
         self.write_ratios(&mut s);
+        if let Some(r) = &self.redis_benchmark {
+            r.write(&mut s);
+        }
         s
     }
 
@@ -435,6 +483,129 @@ impl CompareReport {
             for line in slower {
                 let _ = writeln!(s, "  - {line}");
             }
+        }
+    }
+}
+
+impl RbSummary {
+    fn empty(spec: &RbSpec, reps: usize) -> Self {
+        RbSummary {
+            command: rb::command_line(spec.requests),
+            setup: format!(
+                "`ringraft cluster --nodes 3` (one process, fdatasync on, lease reads), \
+                 redis-benchmark connected to the leader{}",
+                spec.election_timeout
+                    .as_ref()
+                    .map_or_else(String::new, |t| format!(", --election-timeout {t}"))
+            ),
+            skipped: None,
+            failures: Vec::new(),
+            runs: vec![None; reps],
+            set_rps: None,
+            set_rps_range: None,
+            get_rps: None,
+            get_rps_range: None,
+            set_over_etcd: None,
+            set_over_etcd_range: None,
+            paired_reps: 0,
+        }
+    }
+
+    fn record(&mut self, rep: usize, outcome: RbOutcome, reps: usize, say: &mut dyn FnMut(&str)) {
+        match outcome {
+            RbOutcome::Ran(run) => {
+                say(&format!(
+                    "compare: rep {}/{reps} redis-benchmark: SET {:.0}/s, GET {:.0}/s",
+                    rep + 1,
+                    run.set_rps,
+                    run.get_rps
+                ));
+                self.runs[rep] = Some(run);
+            }
+            RbOutcome::Skipped(why) => {
+                say(&format!("compare: skipping redis-benchmark: {why}"));
+                self.skipped = Some(why);
+            }
+            RbOutcome::Failed(why) => {
+                say(&format!(
+                    "compare: rep {}/{reps} redis-benchmark failed: {why}",
+                    rep + 1
+                ));
+                self.failures.push((rep + 1, why));
+            }
+        }
+    }
+
+    fn finish(&mut self, etcd: Option<&EngineSummary>) {
+        let ran = || self.runs.iter().flatten();
+        self.set_rps = median(ran().map(|r| r.set_rps).collect());
+        self.set_rps_range = range(ran().map(|r| r.set_rps));
+        self.get_rps = median(ran().map(|r| r.get_rps).collect());
+        self.get_rps_range = range(ran().map(|r| r.get_rps));
+        let Some(etcd) = etcd else { return };
+        // Per repetition, so a slow phase of a shared machine hits both sides of a ratio.
+        let ratios: Vec<f64> = self
+            .runs
+            .iter()
+            .zip(&etcd.runs)
+            .filter_map(|(r, e)| {
+                let (r, e) = (r.as_ref()?, e.as_ref()?);
+                (e.throughput_ops_s > 0.0).then(|| r.set_rps / e.throughput_ops_s)
+            })
+            .collect();
+        self.paired_reps = ratios.len();
+        self.set_over_etcd_range = range(ratios.iter().copied());
+        self.set_over_etcd = median(ratios);
+    }
+
+    fn write(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\nredis-benchmark: {} against {}",
+            self.command, self.setup
+        );
+        if let Some(why) = &self.skipped {
+            let _ = writeln!(s, "  skipped: {why}");
+            return;
+        }
+        let ran = self.runs.iter().flatten().count();
+        let spread = |v: Option<f64>, r: Option<(f64, f64)>, unit: &str| match (v, r) {
+            (Some(v), Some((lo, hi))) => format!("{v:.0}{unit} (min {lo:.0}, max {hi:.0})"),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            s,
+            "  {ran}/{} runs: SET {}, GET {}",
+            self.runs.len(),
+            spread(self.set_rps, self.set_rps_range, "/s"),
+            spread(self.get_rps, self.get_rps_range, "/s")
+        );
+        let verdict = |met: bool| if met { "met" } else { "missed" };
+        match self.set_over_etcd {
+            Some(x) => {
+                let (lo, hi) = self.set_over_etcd_range.unwrap_or((x, x));
+                let _ = writeln!(
+                    s,
+                    "  SET / etcd writes/s (same repetitions, {} paired): {x:.2}x (range \
+                     {lo:.2}x-{hi:.2}x); target >= {RB_SET_OVER_ETCD_TARGET:.0}x: {}",
+                    self.paired_reps,
+                    verdict(x >= RB_SET_OVER_ETCD_TARGET)
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  SET / etcd writes/s: - (etcd did not run alongside)");
+            }
+        }
+        if let Some(g) = self.get_rps {
+            let _ = writeln!(
+                s,
+                "  GET target >= {RB_GET_TARGET_RPS:.0}/s (lease reads): {}",
+                verdict(g >= RB_GET_TARGET_RPS)
+            );
+        }
+        for (rep, why) in &self.failures {
+            let first = why.lines().next().unwrap_or("");
+            let _ = writeln!(s, "  repetition {rep} failed: {first}");
         }
     }
 }

@@ -10,7 +10,8 @@
 //! - [`servers`]: starting and stopping the systems;
 //! - [`floor`], [`procstat`], [`machine`]: what the report says about the machine;
 //! - [`report`]: one run's report; [`run`]: start, drive, report;
-//! - [`engines`], [`compare`]: the interleaved side-by-side comparison; [`sweep`]: client
+//! - [`engines`], [`compare`]: the interleaved side-by-side comparison, with
+//!   [`redis_benchmark`] against `ringraft cluster`; [`sweep`]: client
 //!   counts with SVG charts.
 
 pub mod compare;
@@ -24,6 +25,7 @@ pub mod memory;
 #[cfg(feature = "openraft")]
 pub mod openraft_peer;
 pub mod procstat;
+pub mod redis_benchmark;
 pub mod report;
 pub mod run;
 pub mod servers;

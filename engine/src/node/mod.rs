@@ -64,7 +64,9 @@ pub use self::config::{
 };
 pub use self::error::{FatalError, NodeError, StartError};
 pub use self::handle::{FollowerStatus, NodeHandle, NodeStatus, Proposed};
-pub use self::metrics::{CounterSnapshot, LatencySummary, MetricsSnapshot};
+pub use self::metrics::{
+    CounterSnapshot, LatencyBuckets, LatencySummary, MetricsSnapshot, LATENCY_BUCKET_BOUNDS_MICROS,
+};
 pub use self::state_machine::{Command, SnapshotView, StateMachine};
 
 use self::handle::{Shared, STOP_ABRUPT, STOP_GRACEFUL};

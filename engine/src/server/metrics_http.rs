@@ -1,5 +1,5 @@
 //! A Prometheus text endpoint: `GET /metrics` over HTTP/1.1 (one request per connection),
-//! with the node's counters, latency summaries, Raft state and per-follower lag.
+//! with the node's counters, latency histograms, Raft state and per-follower lag.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::conn::stopped;
 use super::{Ctx, Stats};
-use crate::node::LatencySummary;
+use crate::node::{LatencyBuckets, LatencySummary, LATENCY_BUCKET_BOUNDS_MICROS};
 
 /// Longest request head read, bytes (a scraper's GET is a few hundred).
 const REQUEST_HEAD_BYTES_MAX: usize = 8 << 10;
@@ -65,19 +65,35 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
     );
 }
 
-fn summary(out: &mut String, name: &str, help: &str, s: &LatencySummary) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
+/// A Prometheus histogram (`_bucket{le}`, `_sum`, `_count`) from the node's fixed buckets,
+/// then the HdrHistogram's precise percentiles as a gauge `<name>_hdr{quantile}` (a gauge, not
+/// a summary: a summary would need the histogram's `_sum` and `_count` names).
+fn histogram(out: &mut String, name: &str, help: &str, b: &LatencyBuckets, s: &LatencySummary) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (bound_us, n) in LATENCY_BUCKET_BOUNDS_MICROS.iter().zip(b.cumulative) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {n}", seconds(*bound_us));
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", b.count);
+    let _ = writeln!(out, "{name}_sum {}", seconds(b.sum_us));
+    let _ = writeln!(out, "{name}_count {}", b.count);
+    let _ = writeln!(
+        out,
+        "# HELP {name}_hdr {help} Percentiles of the node's HdrHistogram since start (1 = max).\n\
+         # TYPE {name}_hdr gauge"
+    );
     for (q, v) in [
-        // The node keeps HdrHistograms and exposes percentiles of them, not buckets: so the
-        // latency distributions are Prometheus summaries.
         ("0.5", s.p50_us),
         ("0.99", s.p99_us),
         ("0.999", s.p999_us),
         ("1", s.max_us),
     ] {
-        let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {:.6}", v as f64 / 1e6);
+        let _ = writeln!(out, "{name}_hdr{{quantile=\"{q}\"}} {}", seconds(v));
     }
-    let _ = writeln!(out, "{name}_count {}", s.count);
+}
+
+/// Microseconds as seconds in Prometheus text, exactly (no float rounding: 25 us is 0.000025).
+fn seconds(us: u64) -> String {
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
 }
 
 /// The metrics text.
@@ -191,22 +207,25 @@ pub(crate) async fn render(ctx: &Ctx) -> String {
     for (name, help, v) in counters {
         metric(&mut out, name, "counter", help, v);
     }
-    summary(
+    histogram(
         &mut out,
         "ringraft_fsync_seconds",
         "WAL write and fdatasync latency.",
+        &m.fsync_buckets,
         &m.fsync,
     );
-    summary(
+    histogram(
         &mut out,
         "ringraft_propose_to_apply_seconds",
         "From propose to the state machine's response.",
+        &m.propose_to_apply_buckets,
         &m.propose_to_apply,
     );
-    summary(
+    histogram(
         &mut out,
         "ringraft_apply_batch_seconds",
         "One state machine apply call (a batch of committed commands).",
+        &m.apply_batch_buckets,
         &m.apply_batch,
     );
     if let Ok(st) = ctx.handle.status().await {

@@ -11,7 +11,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use ringraft_bench::loadgen::compare::{self as cmp, CompareSpec};
 use ringraft_bench::loadgen::driver::Endpoints;
-use ringraft_bench::loadgen::engines::Engine;
+use ringraft_bench::loadgen::engines::{Engine, RunSpec};
+use ringraft_bench::loadgen::redis_benchmark::{RbSpec, REQUESTS_DEFAULT, REQUESTS_MIN};
 use ringraft_bench::loadgen::report::RunReport;
 use ringraft_bench::loadgen::run::{self, Options};
 use ringraft_bench::loadgen::servers::{Launch, System};
@@ -62,18 +63,12 @@ struct SweepArgs {
     /// Directory for sweep.json, throughput.svg and latency.svg.
     #[arg(long, default_value = "ringraft-bench-sweep")]
     out: PathBuf,
-    /// The `ringraft` binary (default: next to this executable).
-    #[arg(long)]
-    ringraft_bin: Option<PathBuf>,
-    /// Directory for the temporary data directories (default: $TMPDIR or /tmp).
-    #[arg(long)]
-    data_root: Option<PathBuf>,
-    /// No progress line (the one-line result of each run still goes to stderr).
-    #[arg(long)]
-    quiet: bool,
-    /// Print the report as JSON instead of text (it is written to --out either way).
-    #[arg(long)]
-    json: bool,
+    /// Runs per engine and client count (at least 3; the charts show the median and the
+    /// smallest and largest run).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    #[command(flatten)]
+    shared: SharedArgs,
     #[command(flatten)]
     load: WorkloadArgs,
 }
@@ -86,22 +81,23 @@ struct CompareArgs {
     /// Repetitions of every engine (at least 3).
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// The `ringraft` binary (default: next to this executable).
-    #[arg(long)]
-    ringraft_bin: Option<PathBuf>,
-    /// Directory for the temporary data directories and the fdatasync floor
-    /// (default: $TMPDIR or /tmp).
-    #[arg(long)]
-    data_root: Option<PathBuf>,
     /// Skip measuring the fdatasync + loopback floor.
     #[arg(long)]
     no_floor: bool,
-    /// No progress line (the one-line result of each run still goes to stderr).
+    /// Also run `redis-benchmark -t set,get -P 16 -c 50 -d 256` against a `ringraft
+    /// cluster` once per repetition (the first target: SET against etcd's writes/s
+    /// from the same repetitions, GET against 1,000,000/s). `--engines etcd
+    /// --redis-benchmark` measures that target alone.
     #[arg(long)]
-    quiet: bool,
-    /// Print the report as JSON instead of text.
+    redis_benchmark: bool,
+    /// redis-benchmark's `-n` (requests per test).
+    #[arg(long, default_value_t = REQUESTS_DEFAULT, value_parser = clap::value_parser!(u64).range(REQUESTS_MIN..))]
+    rb_requests: u64,
+    /// `--election-timeout MIN-MAX` (ms) for that `ringraft cluster`.
     #[arg(long)]
-    json: bool,
+    rb_election_timeout: Option<String>,
+    #[command(flatten)]
+    shared: SharedArgs,
     #[command(flatten)]
     load: WorkloadArgs,
 }
@@ -156,6 +152,16 @@ struct SystemArgs {
     /// Fsync before acknowledging (`fsync`) or not (`none`, experiments only).
     #[arg(long, value_enum, default_value_t = Durability::Fsync)]
     durability: Durability,
+    /// Skip measuring the fdatasync + loopback floor.
+    #[arg(long)]
+    no_floor: bool,
+    #[command(flatten)]
+    shared: SharedArgs,
+}
+
+/// Flags of every subcommand that starts servers.
+#[derive(Args, Debug, Clone)]
+struct SharedArgs {
     /// The `ringraft` binary (default: next to this executable).
     #[arg(long)]
     ringraft_bin: Option<PathBuf>,
@@ -163,15 +169,24 @@ struct SystemArgs {
     /// (default: $TMPDIR or /tmp).
     #[arg(long)]
     data_root: Option<PathBuf>,
-    /// Skip measuring the fdatasync + loopback floor.
-    #[arg(long)]
-    no_floor: bool,
-    /// No progress line.
+    /// No progress line (the one-line result of each run still goes to stderr).
     #[arg(long)]
     quiet: bool,
-    /// Print the report as JSON instead of text.
+    /// Print the report as JSON instead of text (sweep writes it to --out either way).
     #[arg(long)]
     json: bool,
+}
+
+impl SharedArgs {
+    /// What each run of `compare` or `sweep` gets.
+    fn run_spec(&self, workload: Workload) -> RunSpec {
+        RunSpec {
+            workload,
+            ringraft_bin: self.ringraft_bin.clone(),
+            data_root: run::data_root(self.data_root.as_deref()),
+            progress: !self.quiet,
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -196,15 +211,15 @@ impl SystemArgs {
             system,
             nodes: self.nodes.unwrap_or(default_nodes),
             durability: self.durability,
-            ringraft_bin: self.ringraft_bin.clone(),
-            data_root: run::data_root(self.data_root.as_deref()),
+            ringraft_bin: self.shared.ringraft_bin.clone(),
+            data_root: run::data_root(self.shared.data_root.as_deref()),
         }
     }
 
     fn options(&self) -> Options {
         Options {
             floor: !self.no_floor,
-            progress: !self.quiet,
+            progress: !self.shared.quiet,
         }
     }
 }
@@ -260,10 +275,10 @@ fn single(args: &RunArgs) -> Result<ExitCode, run::RunError> {
                 System::Ringraft | System::Redis => Protocol::Resp,
             },
         };
-        let root = run::data_root(args.sys.data_root.as_deref());
+        let root = run::data_root(args.sys.shared.data_root.as_deref());
         run::run_endpoints(&endpoints, args.sys.durability, &root, &workload, &options)?
     };
-    print(args.sys.json, &report, &report.to_text())?;
+    print(args.sys.shared.json, &report, &report.to_text())?;
     Ok(finished(&report))
 }
 
@@ -271,17 +286,24 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, run::RunError> {
     let spec = CompareSpec {
         engines: args.engines.clone(),
         reps: args.reps,
-        workload: args.load.workload(MULTI_PHASES),
-        ringraft_bin: args.ringraft_bin.clone(),
-        data_root: run::data_root(args.data_root.as_deref()),
+        run: args.shared.run_spec(args.load.workload(MULTI_PHASES)),
         floor: !args.no_floor,
-        progress: !args.quiet,
+        redis_benchmark: args.redis_benchmark.then(|| RbSpec {
+            requests: args.rb_requests,
+            ringraft_bin: args.shared.ringraft_bin.clone(),
+            data_root: run::data_root(args.shared.data_root.as_deref()),
+            election_timeout: args.rb_election_timeout.clone(),
+        }),
     };
     let report = cmp::compare(&spec, &mut |line| eprintln!("{line}"))?;
-    print(args.json, &report, &report.to_text())?;
+    print(args.shared.json, &report, &report.to_text())?;
     // Skipped or failing peers never fail the comparison; only a comparison in which
     // nothing ran does.
-    if report.engines.iter().any(|e| e.ops_s.is_some()) {
+    let rb_ran = report
+        .redis_benchmark
+        .as_ref()
+        .is_some_and(|r| r.set_rps.is_some());
+    if rb_ran || report.engines.iter().any(|e| e.ops_s.is_some()) {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("ringraft-bench: no engine ran");
@@ -293,11 +315,9 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, run::RunError> {
     let spec = SweepSpec {
         engines: args.engines.clone(),
         clients: args.clients_list.clone(),
-        workload: args.load.workload(MULTI_PHASES),
-        ringraft_bin: args.ringraft_bin.clone(),
-        data_root: run::data_root(args.data_root.as_deref()),
+        reps: args.reps,
+        run: args.shared.run_spec(args.load.workload(MULTI_PHASES)),
         out_dir: args.out.clone(),
-        progress: !args.quiet,
     };
     let report = match sweep::sweep(&spec, &mut |line| eprintln!("{line}")) {
         Ok(r) => r,
@@ -307,7 +327,7 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, run::RunError> {
             return Ok(ExitCode::from(2));
         }
     };
-    print(args.json, &report, &report.to_text())?;
+    print(args.shared.json, &report, &report.to_text())?;
     if report.points.iter().any(|p| p.ops_s.is_some()) {
         Ok(ExitCode::SUCCESS)
     } else {

@@ -134,6 +134,82 @@ pub struct Common {
     /// Answer writes on a follower with -MOVED instead of forwarding them to the leader.
     #[arg(long)]
     pub no_forward: bool,
+    /// Randomized election timeout MIN-MAX in milliseconds (multiples of the 10 ms tick;
+    /// default 100-200). Raise it where nodes may be starved of CPU (a loaded machine, a
+    /// benchmark): a follower that misses heartbeats for MIN starts an election. The cost is
+    /// failover: a dead leader is replaced only after MIN to MAX (see docs/server.md).
+    #[arg(long, value_name = "MIN-MAX", value_parser = ElectionTimeout::parse)]
+    pub election_timeout: Option<ElectionTimeout>,
+}
+
+/// Nominal tick of the node runtime, in milliseconds (`raft::Config::tick_nanos` default):
+/// election timeouts are whole numbers of ticks.
+pub const TICK_MS: u64 = 10;
+/// Shortest minimum election timeout accepted, in milliseconds: it must stay above the 20 ms
+/// heartbeat with room for a late one, and above the 5 ms lease margin.
+pub const ELECTION_TIMEOUT_MS_MIN: u64 = 50;
+/// Longest maximum election timeout accepted, in milliseconds: past a minute a failover is
+/// an outage, and the bound keeps tick arithmetic far from overflow.
+pub const ELECTION_TIMEOUT_MS_MAX: u64 = 60_000;
+
+/// A validated `--election-timeout`: `min_ms < max_ms`, both multiples of [`TICK_MS`], within
+/// [`ELECTION_TIMEOUT_MS_MIN`] ..= [`ELECTION_TIMEOUT_MS_MAX`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ElectionTimeout {
+    /// Lower bound (also the lease length before drift and margin), milliseconds.
+    pub min_ms: u64,
+    /// Upper bound (exclusive), milliseconds.
+    pub max_ms: u64,
+}
+
+impl ElectionTimeout {
+    /// Parses and validates `MIN-MAX` (milliseconds).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (min, max) = text
+            .split_once('-')
+            .ok_or_else(|| format!("expected MIN-MAX in milliseconds, got {text:?}"))?;
+        let ms = |v: &str| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{v:?} is not a whole number of milliseconds"))
+        };
+        let (min_ms, max_ms) = (ms(min)?, ms(max)?);
+        if min_ms % TICK_MS != 0 || max_ms % TICK_MS != 0 {
+            return Err(format!(
+                "{text}: both bounds must be multiples of the {TICK_MS} ms tick"
+            ));
+        }
+        if min_ms < ELECTION_TIMEOUT_MS_MIN {
+            return Err(format!(
+                "{text}: MIN must be at least {ELECTION_TIMEOUT_MS_MIN} ms"
+            ));
+        }
+        if max_ms > ELECTION_TIMEOUT_MS_MAX {
+            return Err(format!(
+                "{text}: MAX must be at most {ELECTION_TIMEOUT_MS_MAX} ms"
+            ));
+        }
+        if min_ms >= max_ms {
+            // The randomized range must be non-empty, or nodes time out together and split
+            // votes (Raft section 5.2).
+            return Err(format!("{text}: MIN must be below MAX"));
+        }
+        Ok(ElectionTimeout { min_ms, max_ms })
+    }
+
+    /// The bounds in ticks of [`TICK_MS`].
+    pub fn ticks(self) -> (u64, u64) {
+        (self.min_ms / TICK_MS, self.max_ms / TICK_MS)
+    }
+}
+
+impl TryFrom<String> for ElectionTimeout {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        ElectionTimeout::parse(&text)
+    }
 }
 
 /// `ringraft cluster`.
@@ -187,4 +263,35 @@ pub struct ServeArgs {
     pub metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub common: Common,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn election_timeouts_are_validated() {
+        let ok = ElectionTimeout::parse("500-1000").expect("valid");
+        assert_eq!(ok.ticks(), (50, 100));
+        assert_eq!(
+            ElectionTimeout::parse(" 50 - 60 ").map(|t| t.ticks()),
+            Ok((5, 6))
+        );
+        for bad in [
+            "",
+            "500",
+            "a-b",
+            "500-",
+            "-500",
+            "40-100",
+            "105-200",
+            "100-205",
+            "200-200",
+            "300-200",
+            "100-60010",
+            "100-70000",
+        ] {
+            assert!(ElectionTimeout::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

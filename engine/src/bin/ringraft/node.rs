@@ -13,7 +13,9 @@ use ringraft::raft::{NodeId, ReadMode};
 use ringraft::server::{Server, ServerConfig};
 use serde::Deserialize;
 
-use crate::cli::{ClusterArgs, Common, DurabilityArg, ReadModeArg, ServeArgs};
+use crate::cli::{
+    ClusterArgs, Common, DurabilityArg, ElectionTimeout, ReadModeArg, ServeArgs, TICK_MS,
+};
 use crate::CliError;
 
 /// How long `cluster` and `serve` wait for a leader before reporting readiness fails.
@@ -150,6 +152,18 @@ fn run_until_signal(
     }
 }
 
+/// Applies `--election-timeout` (already validated against the tick and the heartbeat).
+fn election_timeout(cfg: &mut NodeConfig, timeout: Option<ElectionTimeout>) {
+    if let Some(t) = timeout {
+        assert_eq!(
+            cfg.raft.tick_nanos,
+            TICK_MS * 1_000_000,
+            "ElectionTimeout converts with the runtime's tick"
+        );
+        (cfg.raft.election_ticks_min, cfg.raft.election_ticks_max) = t.ticks();
+    }
+}
+
 fn server_config(common: &Common, metrics_addr: Option<SocketAddr>) -> ServerConfig {
     ServerConfig {
         read_mode: read_mode(common.read_mode.unwrap_or_default()),
@@ -203,6 +217,7 @@ pub fn cluster(args: &ClusterArgs) -> Result<(), CliError> {
             .collect();
         cfg.initial_voters.clone_from(&ids);
         cfg.durability = durability(common.durability.unwrap_or_default());
+        election_timeout(&mut cfg, common.election_timeout);
         nodes.push(
             Node::start(cfg, KvStateMachine::default())
                 .map_err(|source| CliError::Start { id: id.0, source })?,
@@ -285,6 +300,7 @@ struct ServeFile {
     read_mode: Option<ReadModeArg>,
     forward: Option<bool>,
     initial_voters: Option<Vec<u64>>,
+    election_timeout: Option<ElectionTimeout>,
     #[serde(default)]
     peers: Vec<PeerFile>,
 }
@@ -362,6 +378,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
         durability: args.common.durability.or(file.durability),
         read_mode: args.common.read_mode.or(file.read_mode),
         no_forward: args.common.no_forward || file.forward == Some(false),
+        election_timeout: args.common.election_timeout.or(file.election_timeout),
     };
     let mut cfg = NodeConfig::new(
         common.cluster_id.unwrap_or(CLUSTER_ID_DEFAULT),
@@ -383,6 +400,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
     .map(NodeId)
     .collect();
     cfg.durability = durability(common.durability.unwrap_or_default());
+    election_timeout(&mut cfg, common.election_timeout);
     let listener = bind(client_addr)?;
     let node = Node::start(cfg, KvStateMachine::default())
         .map_err(|source| CliError::Start { id, source })?;
