@@ -71,7 +71,7 @@ pub use self::state_machine::{Command, SnapshotView, StateMachine};
 
 use self::handle::{Shared, STOP_ABRUPT, STOP_GRACEFUL};
 use self::metrics::Metrics;
-use self::runtime::{LoopState, Runner, EVENTS_MAX};
+use self::runtime::{Clock, LoopState, Runner, SystemClock, ThreadExecutor, EVENTS_MAX};
 use crate::raft::{Instant, LogIndex, RawNode, Role};
 use crate::transport::{Inbox, TcpBackend, ThreadTransport, Transport, UringTransport};
 
@@ -327,7 +327,9 @@ impl<S: StateMachine> Boot<S> {
         }
         snapshot::prune_at_start(&snap_dir, snapshot_index)?;
         peers.remove(&cfg.id());
-        let clock = StdInstant::now();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let epoch = clock.now();
+        let next_tick = epoch + Duration::from_nanos(cfg.raft.tick_nanos);
         let seed = cfg.id().0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
             ^ u64::try_from(std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos()))
                 .unwrap_or(0);
@@ -349,7 +351,10 @@ impl<S: StateMachine> Boot<S> {
             metrics: self.metrics,
             config: self.config,
             clock,
+            epoch,
+            next_tick,
             snap_dir,
+            executor: Arc::new(ThreadExecutor),
             events_tx,
             events_rx,
             wal_next: stored.wal_next,

@@ -6,6 +6,11 @@
 //! then turn every Ready into work. Everything proposed in a turn becomes one WAL append and
 //! one AppendEntries per follower.
 //!
+//! The turn is split in two: an async shell (`next_input`) that only waits, and a
+//! synchronous core that takes what it returned (`handle`) and then does the turn's work at
+//! an instant of the injected [`Clock`] (`after_inputs`: drain, tick, process Readys). The
+//! core never reads the time itself, so a simulation can drive it input by input.
+//!
 //! Ordering per Ready (see `crate::raft::Ready`): `messages` leave at once, so a leader's
 //! AppendEntries are on the wire while its own WAL write runs; the WAL ticket is queued in
 //! `inflight`; only when it completes do `persisted_messages` leave (votes, append acks: a
@@ -15,8 +20,13 @@
 
 mod apply;
 mod backpressure;
+mod clock;
+mod jobs;
 mod requests;
 mod snapshots;
+
+pub(crate) use clock::{Clock, SystemClock};
+pub(crate) use jobs::{Executor, ThreadExecutor};
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -128,8 +138,15 @@ pub(crate) struct Runner<S> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) config: NodeConfig,
-    pub(crate) clock: StdInstant,
+    /// The time every loop decision is made on (ticks, deadlines, the core's `now`).
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The clock's instant that is the core's `Instant(0)`.
+    pub(crate) epoch: StdInstant,
+    /// When the next tick is due, on `clock`.
+    pub(crate) next_tick: StdInstant,
     pub(crate) snap_dir: PathBuf,
+    /// Where snapshot writes, segment deletion and snapshot streams run (`jobs.rs`).
+    pub(crate) executor: Arc<dyn Executor>,
     pub(crate) events_tx: mpsc::Sender<SnapshotEvent>,
     pub(crate) events_rx: mpsc::Receiver<SnapshotEvent>,
     /// Index the next WAL append must carry (accepted, not necessarily durable).
@@ -212,6 +229,27 @@ impl<S> Default for LoopState<S> {
     }
 }
 
+/// One thing the loop's async shell waited for, handed to the synchronous core.
+pub(crate) enum Input<S> {
+    /// A request from a handle.
+    Request(Request<S>),
+    /// Every handle is gone.
+    RequestsClosed,
+    /// A message or snapshot stream from a peer.
+    Incoming(Incoming),
+    /// The transport is gone.
+    InboxClosed,
+    /// A snapshot stream, write or deletion off the loop completed.
+    Event(SnapshotEvent),
+    /// The WAL ticket of the in-flight Ready at queue position `slot` completed.
+    Persisted {
+        slot: usize,
+        result: Result<u64, ringraft_wal::Error>,
+    },
+    /// Woken without anything to take in: a stop request, or the tick is due.
+    Wake,
+}
+
 /// Polls a ticket once without waiting.
 fn poll_now(t: &mut Ticket) -> Option<Result<u64, ringraft_wal::Error>> {
     let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -239,19 +277,27 @@ async fn next_ticket(q: &mut VecDeque<InFlight>) -> (usize, Result<u64, ringraft
 }
 
 impl<S: StateMachine> Runner<S> {
+    /// The core's time: nanoseconds of the loop clock since `epoch`.
     fn now(&self) -> Instant {
-        Instant(u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX))
+        let since = self.clock.now().saturating_duration_since(self.epoch);
+        Instant(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn tick_interval(&self) -> Duration {
+        Duration::from_nanos(self.config.raft.tick_nanos)
     }
 
     /// Runs until shutdown or a fatal error; then releases everything.
     pub(crate) async fn run(mut self) {
-        let tick = Duration::from_nanos(self.config.raft.tick_nanos);
-        let mut next_tick = tokio::time::Instant::now() + tick;
         let result = loop {
             if self.shared.stop.load(Ordering::Acquire) != STOP_NONE {
                 break Ok(());
             }
-            if let Err(e) = self.turn(&mut next_tick, tick).await {
+            let input = self.next_input().await;
+            let turn = self
+                .handle(input)
+                .and_then(|()| self.after_inputs(self.clock.now()));
+            if let Err(e) = turn {
                 break Err(e);
             }
         };
@@ -259,50 +305,51 @@ impl<S: StateMachine> Runner<S> {
         self.stop(result, abrupt);
     }
 
-    async fn turn(
-        &mut self,
-        next_tick: &mut tokio::time::Instant,
-        tick: Duration,
-    ) -> Result<(), FatalError> {
-        let deadline = *next_tick;
+    /// The async shell: waits for the first thing to take in, and does nothing with it.
+    /// The tick timer sleeps until `next_tick` on the loop clock (production's clock is the
+    /// OS clock that tokio's timer runs on).
+    async fn next_input(&mut self) -> Input<S> {
+        let deadline = tokio::time::Instant::from_std(self.next_tick);
         let st = &mut self.state;
         tokio::select! {
             biased;
-            () = self.shared.wake.notified() => {}
-            (i, r) = next_ticket(&mut st.inflight) => st.inflight[i].done = Some(r),
-            req = self.rx.recv(), if !st.requests_closed => match req {
-                Some(req) => self.on_request(req)?,
-                None => self.state.requests_closed = true,
-            },
-            inc = self.inbox.recv(), if !st.inbox_closed => match inc {
-                Some(inc) => self.on_incoming(inc),
-                None => self.state.inbox_closed = true,
-            },
-            ev = self.events_rx.recv() => if let Some(ev) = ev { self.on_event(ev)? },
-            () = tokio::time::sleep_until(deadline) => {}
+            () = self.shared.wake.notified() => Input::Wake,
+            (slot, result) = next_ticket(&mut st.inflight) => Input::Persisted { slot, result },
+            req = self.rx.recv(), if !st.requests_closed => {
+                req.map_or(Input::RequestsClosed, Input::Request)
+            }
+            inc = self.inbox.recv(), if !st.inbox_closed => {
+                inc.map_or(Input::InboxClosed, Input::Incoming)
+            }
+            ev = self.events_rx.recv() => ev.map_or(Input::Wake, Input::Event),
+            () = tokio::time::sleep_until(deadline) => Input::Wake,
         }
+    }
+
+    /// Takes in one input, without waiting and without reading the time.
+    pub(crate) fn handle(&mut self, input: Input<S>) -> Result<(), FatalError> {
+        match input {
+            Input::Request(req) => self.on_request(req)?,
+            Input::RequestsClosed => self.state.requests_closed = true,
+            Input::Incoming(inc) => self.on_incoming(inc),
+            Input::InboxClosed => self.state.inbox_closed = true,
+            Input::Event(ev) => self.on_event(ev)?,
+            Input::Persisted { slot, result } => self.state.inflight[slot].done = Some(result),
+            Input::Wake => {}
+        }
+        Ok(())
+    }
+
+    /// The rest of a turn at `now` on the loop clock: takes whatever else is queued, ticks
+    /// if a tick is due, and turns every Ready into work. Never waits.
+    pub(crate) fn after_inputs(&mut self, now: StdInstant) -> Result<(), FatalError> {
         let started = StdInstant::now();
         self.state.turn = TurnStats::default();
         self.drain()?;
         let drained = started.elapsed();
-        // Ticks are checked on every turn, not only when the timer branch wins: a steady
-        // stream of requests or messages must not starve heartbeats and elections.
-        let now = tokio::time::Instant::now();
-        if now >= *next_tick {
-            let late = now - *next_tick;
-            if late >= LOOP_STALL_WARN {
-                // The loop did not run for this long (starved of CPU, or a long turn).
-                tracing::debug!(
-                    id = %self.config.id(),
-                    late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX),
-                    role = ?self.state.role,
-                    "tick late"
-                );
-            }
-            self.on_tick();
-            // After a stall, resume the cadence from now rather than firing a burst.
-            *next_tick = (*next_tick + tick).max(now);
-        }
+        // Ticks are checked on every turn, not only when the timer wins: a steady stream of
+        // requests or messages must not starve heartbeats and elections.
+        self.maybe_tick(now);
         let r = self.process_readies();
         let took = started.elapsed();
         if took >= LOOP_STALL_WARN {
@@ -317,6 +364,26 @@ impl<S: StateMachine> Runner<S> {
             );
         }
         r
+    }
+
+    /// Ticks the core once if a tick is due at `now`.
+    fn maybe_tick(&mut self, now: StdInstant) {
+        if now < self.next_tick {
+            return;
+        }
+        let late = now - self.next_tick;
+        if late >= LOOP_STALL_WARN {
+            // The loop did not run for this long (starved of CPU, or a long turn).
+            tracing::debug!(
+                id = %self.config.id(),
+                late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX),
+                role = ?self.state.role,
+                "tick late"
+            );
+        }
+        self.on_tick(now);
+        // After a stall, resume the cadence from now rather than firing a burst.
+        self.next_tick = (self.next_tick + self.tick_interval()).max(now);
     }
 
     /// Takes whatever else is queued, without waiting.
@@ -515,13 +582,12 @@ impl<S: StateMachine> Runner<S> {
         }
     }
 
-    fn on_tick(&mut self) {
+    fn on_tick(&mut self, t: StdInstant) {
         let now = self.now();
         self.raw.tick(now);
         for id in self.transport.take_unreachable() {
             self.raw.report_unreachable(id);
         }
-        let t = StdInstant::now();
         let expired: Vec<ReadId> = self
             .state
             .reads
@@ -622,5 +688,117 @@ impl<S: StateMachine> Runner<S> {
                 tracing::error!(error = %e, "final wal flush failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::jobs::QueuedExecutor;
+    use super::*;
+
+    /// A clock the test moves by hand.
+    struct ManualClock(Mutex<StdInstant>);
+
+    impl ManualClock {
+        fn advance(&self, by: Duration) {
+            *self.0.lock().expect("no panic holds the clock") += by;
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now(&self) -> StdInstant {
+            *self.0.lock().expect("no panic holds the clock")
+        }
+    }
+
+    /// Issue 12 item 2: the synchronous core ticks on the injected clock only. A follower
+    /// whose clock stands still never times out however many turns it runs; moved on by the
+    /// maximum election timeout, it campaigns, with no wall-clock timer involved.
+    #[test]
+    fn the_loop_ticks_on_the_injected_clock_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut runner = snapshots::tests::follower(dir.path());
+        let clock = Arc::new(ManualClock(Mutex::new(runner.epoch)));
+        runner.clock = Arc::clone(&clock) as Arc<dyn Clock>;
+        let tick = runner.tick_interval();
+        runner.next_tick = runner.epoch + tick;
+        let election_ticks_max = runner.config.raft.election_ticks_max;
+        for _ in 0..election_ticks_max * 4 {
+            runner.handle(Input::Wake).expect("no fatal error");
+            runner.after_inputs(clock.now()).expect("no fatal error");
+        }
+        assert_eq!(
+            runner.raw.status().role,
+            Role::Follower,
+            "no tick without time"
+        );
+        assert_eq!(runner.now(), Instant(0));
+        // The randomized election timeout lies below `election_ticks_max` ticks.
+        for _ in 0..election_ticks_max {
+            clock.advance(tick);
+            runner.after_inputs(clock.now()).expect("no fatal error");
+        }
+        assert_ne!(
+            runner.raw.status().role,
+            Role::Follower,
+            "campaigned on the clock"
+        );
+        let elapsed = u64::try_from(tick.as_nanos()).expect("fits") * election_ticks_max;
+        assert_eq!(
+            runner.now(),
+            Instant(elapsed),
+            "the core's time is the loop clock's"
+        );
+    }
+
+    /// Issue 12 item 2: background jobs run where the executor says. On a queue run by
+    /// hand, finishing a snapshot stops at the deletion of compacted segments, with the job
+    /// queued and the snapshot not yet counted; once the job ran, the next turn counts it.
+    #[test]
+    fn snapshot_finish_waits_for_its_deletion_job_on_the_executor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut runner = snapshots::tests::built(dir.path(), &[1]);
+        let clock = Arc::new(ManualClock(Mutex::new(runner.epoch)));
+        runner.clock = Arc::clone(&clock) as Arc<dyn Clock>;
+        let tick = runner.tick_interval();
+        runner.next_tick = runner.epoch + tick;
+        let jobs = Arc::new(QueuedExecutor::default());
+        runner.executor = Arc::clone(&jobs) as Arc<dyn Executor>;
+        // A single voter elects itself and applies its first entry, the WAL made durable
+        // between turns (flush commits on this thread).
+        for _ in 0..runner.config.raft.election_ticks_max * 4 {
+            if runner.applied > LogIndex(0) {
+                break;
+            }
+            clock.advance(tick);
+            runner.after_inputs(clock.now()).expect("no fatal error");
+            runner.wal.flush().expect("flush");
+        }
+        assert!(
+            runner.applied > LogIndex(0),
+            "the leader applied its first entry"
+        );
+        assert_eq!(runner.take_snapshot().expect("snapshot"), None, "finishing");
+        // The metadata, then the compaction marker, each durable on the next turn.
+        for _ in 0..4 {
+            runner.wal.flush().expect("flush");
+            runner.after_inputs(clock.now()).expect("no fatal error");
+        }
+        let job = format!("ringraft-compact-{}", runner.config.id());
+        assert_eq!(jobs.queued(), vec![job]);
+        assert_eq!(
+            runner.snapshot_index,
+            LogIndex(0),
+            "not counted before its deletion"
+        );
+        assert!(jobs.run_next());
+        runner.after_inputs(clock.now()).expect("no fatal error");
+        assert_eq!(
+            runner.snapshot_index, runner.applied,
+            "counted once deleted"
+        );
+        assert!(jobs.queued().is_empty());
     }
 }

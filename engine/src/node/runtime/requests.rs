@@ -18,7 +18,7 @@ impl<S: StateMachine> Runner<S> {
                 let now = self.now();
                 match self.raw.read_index(id, mode, now) {
                     Ok(()) => {
-                        let deadline = StdInstant::now() + self.config.read_timeout;
+                        let deadline = self.clock.now() + self.config.read_timeout;
                         self.state.reads.insert(id, PendingRead { f, deadline });
                     }
                     Err(e) => f(Err(NodeError::Read(e))),
@@ -36,7 +36,7 @@ impl<S: StateMachine> Runner<S> {
                         // The core abandons a transfer after an election timeout.
                         let ticks = self.config.raft.election_ticks_max * 2;
                         let wait = Duration::from_nanos(self.config.raft.tick_nanos * ticks);
-                        self.state.transfer = Some((to, StdInstant::now() + wait, reply));
+                        self.state.transfer = Some((to, self.clock.now() + wait, reply));
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e.into()));

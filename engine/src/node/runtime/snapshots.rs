@@ -130,13 +130,14 @@ impl<S: StateMachine> Runner<S> {
             self.peers.clone(),
             self.events_tx.clone(),
         );
-        let spawned = std::thread::Builder::new()
-            .name(format!("ringraft-snap-write-{}", self.config.id()))
-            .spawn(move || {
+        let spawned = self.executor.spawn(
+            format!("ringraft-snap-write-{}", self.config.id()),
+            Box::new(move || {
                 let path = snapshot::write(&dir, &meta, &peers, |w| view.write_to(w))
                     .map_err(|e| e.to_string());
                 let _ = events.blocking_send(SnapshotEvent::Written { meta, path });
-            });
+            }),
+        );
         if let Err(e) = spawned {
             self.state.snapshot_writing = None;
             tracing::warn!(error = %e, "cannot start the snapshot thread");
@@ -250,9 +251,9 @@ impl<S: StateMachine> Runner<S> {
         }
     }
 
-    /// Deletes compacted segments and older snapshot files on a thread of its own (file
-    /// removal and directory syncs can wait behind other writers' data on ext4); the
-    /// outcome comes back as [`SnapshotEvent::Compacted`].
+    /// Deletes compacted segments and older snapshot files off the loop (file removal and
+    /// directory syncs can wait behind other writers' data on ext4); the outcome comes back
+    /// as [`SnapshotEvent::Compacted`].
     fn spawn_delete(&mut self, index: LogIndex) {
         let garbage = self
             .state
@@ -274,12 +275,13 @@ impl<S: StateMachine> Runner<S> {
             result
         };
         let events2 = self.events_tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("ringraft-compact-{}", self.config.id()))
-            .spawn(move || {
+        let spawned = self.executor.spawn(
+            format!("ringraft-compact-{}", self.config.id()),
+            Box::new(move || {
                 let result = work();
                 let _ = events.blocking_send(SnapshotEvent::Compacted { index, result });
-            });
+            }),
+        );
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start the compaction thread; deleting on the loop");
             let result = self.wal.delete_compacted();
@@ -302,7 +304,7 @@ impl<S: StateMachine> Runner<S> {
         Ok(())
     }
 
-    /// Streams the snapshot file to `m.to` on a thread of its own; the outcome comes back as
+    /// Streams the snapshot file to `m.to` off the loop; the outcome comes back as
     /// [`SnapshotEvent::Sent`].
     pub(super) fn send_snapshot(&mut self, m: Message) {
         let MessageBody::InstallSnapshot { meta, .. } = &m.body else {
@@ -342,20 +344,21 @@ impl<S: StateMachine> Runner<S> {
         };
         let events = self.events_tx.clone();
         let chunk = self.config.snapshot_chunk_bytes;
-        let spawned = std::thread::Builder::new()
-            .name(format!("ringraft-snap-send-{to}"))
-            .spawn(move || {
+        let spawned = self.executor.spawn(
+            format!("ringraft-snap-send-{to}"),
+            Box::new(move || {
                 let ok = crate::node::block_on(stream_file(file, sender, chunk)).is_ok();
                 let _ = events.blocking_send(SnapshotEvent::Sent { to, ok });
-            });
+            }),
+        );
         if spawned.is_err() {
             self.state.sending.remove(&to);
             self.raw.report_snapshot(to, false);
         }
     }
 
-    /// Receives a snapshot stream into a file on a thread of its own; the verified file
-    /// comes back as [`SnapshotEvent::Received`].
+    /// Receives a snapshot stream into a file off the loop; the verified file comes back as
+    /// [`SnapshotEvent::Received`].
     pub(super) fn receive_snapshot(&mut self, mut rx: SnapshotReceiver) {
         let from = rx.from();
         if !self.state.receiving.insert(from) {
@@ -365,9 +368,9 @@ impl<S: StateMachine> Runner<S> {
             .snap_dir
             .join(format!("recv-{from}-{}.recv", rx.stream_id()));
         let events = self.events_tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("ringraft-snap-recv-{from}"))
-            .spawn(move || {
+        let spawned = self.executor.spawn(
+            format!("ringraft-snap-recv-{from}"),
+            Box::new(move || {
                 let header = rx.header().clone();
                 let r = crate::node::block_on(receive_file(&mut rx, &path));
                 let path = match r {
@@ -378,7 +381,8 @@ impl<S: StateMachine> Runner<S> {
                     }
                 };
                 let _ = events.blocking_send(SnapshotEvent::Received { from, header, path });
-            });
+            }),
+        );
         if spawned.is_err() {
             self.state.receiving.remove(&from);
         }
@@ -465,7 +469,7 @@ pub(super) async fn receive_file(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use super::*;
@@ -478,9 +482,15 @@ mod tests {
 
     /// A follower (node 1 of 1, 2, 3) built as `Node::start` builds it, on the thread
     /// transport, without its loop running: the test drives it.
-    fn follower(dir: &Path) -> Runner<KvStateMachine> {
+    pub(in crate::node::runtime) fn follower(dir: &Path) -> Runner<KvStateMachine> {
+        built(dir, &[1, 2, 3])
+    }
+
+    /// Node 1 of a cluster of `voters`, built as `Node::start` builds it, on the thread
+    /// transport, without its loop running.
+    pub(in crate::node::runtime) fn built(dir: &Path, voters: &[u64]) -> Runner<KvStateMachine> {
         let mut config = NodeConfig::new(7, NodeId(1), dir);
-        config.initial_voters = vec![NodeId(1), NodeId(2), NodeId(3)];
+        config.initial_voters = voters.iter().map(|v| NodeId(*v)).collect();
         config.listen = "127.0.0.1:0".parse().expect("addr");
         std::fs::create_dir_all(dir.join("wal")).expect("wal dir");
         std::fs::create_dir_all(dir.join("snap")).expect("snap dir");

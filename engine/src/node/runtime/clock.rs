@@ -1,0 +1,26 @@
+//! The loop's clock: the one source of time for every decision the loop makes (ticks, read
+//! and transfer deadlines, the core's `now`), so that a simulation can run the loop on a
+//! clock it moves itself.
+//!
+//! Durations that only feed metrics and stall warnings (fsync, apply and turn times) stay on
+//! the wall clock on purpose: they measure where real time went, and nothing reads them back.
+
+use std::time::Instant as StdInstant;
+
+/// A monotonic source of time for one node loop.
+///
+/// # Correctness
+/// `now` never goes backwards. The loop compares instants from the same clock only.
+pub(crate) trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> StdInstant;
+}
+
+/// The monotonic OS clock.
+pub(crate) struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> StdInstant {
+        StdInstant::now()
+    }
+}
