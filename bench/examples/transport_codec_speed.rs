@@ -6,8 +6,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::Bytes;
+use ringraft::codec;
 use ringraft::raft::{Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, Term};
-use ringraft::transport::codec;
 
 /// Encode and decode speed of one AppendEntries.
 #[derive(Parser, Debug)]

@@ -1,4 +1,4 @@
-//! Fuzz target: the peer wire codec (`ringraft::transport::codec`) on mutated frames, and a
+//! Fuzz target: the peer wire codec (`ringraft::codec`) on mutated frames, and a
 //! follower's core on whatever the codec accepts (issue 13 item 6: no input from a peer may
 //! panic a node).
 //!
@@ -17,11 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use fuzz_common::{escape, mutate, read_escaped_lines, run_seeded, Rng};
+use ringraft::codec::{decode, decode_from, encode};
 use ringraft::raft::{
     Config, Entry, EntryKind, HardState, InitialState, Instant, LogIndex, Membership, Message,
     MessageBody, NodeId, RawNode, ReadId, ReadMode, RejectHint, SnapshotMeta, Term,
 };
-use ringraft::transport::codec::{decode, decode_from, encode};
 
 /// Cases per run: a few seconds in a debug build.
 const CASES: u64 = 100_000;

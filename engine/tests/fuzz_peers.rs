@@ -26,11 +26,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 use fuzz_common::{run_seeded, Rng};
+use ringraft::codec::{decode_from, encode};
 use ringraft::raft::{
     Config, Entry, EntryKind, InitialState, Instant, LogIndex, Membership, Message, MessageBody,
     NodeId, RawNode, Ready, SnapshotMeta, Term,
 };
-use ringraft::transport::codec::{decode_from, encode};
 
 /// Cases per run and steps per case: about two seconds in a debug build.
 const CASES: u64 = 10_000;

@@ -152,8 +152,8 @@ fn ringraft_memory(spec: &RunSpec) -> Outcome {
     let ctx = Context {
         system: Engine::RingraftMemory.name().into(),
         setup: format!(
-            "{CLUSTER_NODES} ringraft nodes in this process, no fsync, WALs in {}, loopback TCP, \
-             no-op state machine",
+            "{CLUSTER_NODES} ringraft nodes in this process, no fsync, WALs in {}, in-process \
+             transport, no-op state machine",
             root.display()
         ),
         nodes: CLUSTER_NODES,

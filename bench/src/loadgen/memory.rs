@@ -1,12 +1,13 @@
 //! ringraft's in-memory mode for the comparison with openraft's `benchmarks/minimal`: three
 //! nodes in this process, no fsync, their WALs on tmpfs (`/dev/shm`) when the machine has
-//! one, and a state machine that keeps nothing (as the minimal benchmark's does). The node
-//! runtime has no in-process transport, so the nodes still talk over loopback TCP: this side
-//! of the pair pays for a network that openraft's function-call router does not.
+//! one, and a state machine that keeps nothing (as the minimal benchmark's does). The nodes
+//! talk over the in-process transport ([`MemoryNetwork`]: a message is handed to the peer's
+//! bounded inbox, no socket, no copy), as the minimal benchmark's function-call router does,
+//! so the pair measures the same thing: the Raft engines, not a network.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ringraft::node::{Command, Durability, Node, NodeConfig, NodeHandle, StateMachine};
 use ringraft::raft::NodeId;
+use ringraft::transport::MemoryNetwork;
 
 use super::inproc::ProposeFn;
 
@@ -45,7 +47,7 @@ impl StateMachine for NoopStateMachine {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MemoryError {
-    /// A directory or a port.
+    /// The WAL directory.
     #[error("{what}: {source}")]
     Io {
         /// What was being done.
@@ -98,15 +100,10 @@ pub fn wal_root(fallback: &Path) -> PathBuf {
     }
 }
 
-fn free_addr() -> Result<SocketAddr, MemoryError> {
-    let io = |source| MemoryError::Io {
-        what: "bind a free port",
-        source,
-    };
-    TcpListener::bind("127.0.0.1:0")
-        .map_err(io)?
-        .local_addr()
-        .map_err(io)
+/// The address a node is known by: only a name on the in-process network (nothing listens).
+fn node_addr(id: NodeId) -> SocketAddr {
+    let port = u16::try_from(id.0).expect("a benchmark cluster has a few nodes");
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 impl MemoryCluster {
@@ -123,10 +120,9 @@ impl MemoryCluster {
                 source,
             })?;
         let ids: Vec<NodeId> = (1..=nodes as u64).map(NodeId).collect();
-        let mut addrs = BTreeMap::new();
-        for id in &ids {
-            addrs.insert(*id, free_addr()?);
-        }
+        let addrs: BTreeMap<NodeId, SocketAddr> =
+            ids.iter().map(|id| (*id, node_addr(*id))).collect();
+        let network = Arc::new(MemoryNetwork::new());
         let mut started = Vec::with_capacity(nodes);
         for id in &ids {
             let mut cfg = NodeConfig::new(1, *id, dir.path().join(format!("node-{}", id.0)));
@@ -138,6 +134,7 @@ impl MemoryCluster {
                 .map(|(p, a)| (*p, *a))
                 .collect();
             cfg.durability = Durability::NoSync;
+            cfg.transport = Some(Arc::clone(&network) as _);
             // A state machine with no data: snapshots would measure nothing but the trigger.
             cfg.snapshot_entries_threshold = u64::MAX / 4;
             cfg.snapshot_bytes_threshold = u64::MAX / 4;

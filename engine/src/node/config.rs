@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::codec;
 use crate::raft::{self, NodeId};
-use crate::transport::{codec, TransportConfig};
+use crate::transport::{TransportConfig, TransportFactory};
 
 /// The WAL's sync policy, shared by the node and its WAL so that the two cannot disagree.
 /// Named in every output that reports numbers ([`Durability::name`]).
@@ -68,6 +69,11 @@ pub struct NodeConfig {
     /// (such as [`ringraft_wal::sim::SimDisk`], which injects faults) `io_backend` still
     /// selects the runtime and transport, and snapshots are still files in `data_dir/snap`.
     pub wal_io: Option<Arc<dyn ringraft_wal::io::IoBackend>>,
+    /// How the node gets its transport; `None` (the default) means TCP on `listen`, on the
+    /// backend `io_backend` selects. With a factory (such as a
+    /// [`crate::transport::MemoryNetwork`] shared by the nodes of one process) `io_backend`
+    /// still selects the runtime, and the factory starts the endpoint on it.
+    pub transport: Option<Arc<dyn TransportFactory>>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -91,6 +97,7 @@ impl std::fmt::Debug for NodeConfig {
             read_timeout,
             snapshot_chunk_bytes,
             wal_io,
+            transport,
         } = self;
         f.debug_struct("NodeConfig")
             .field("cluster_id", cluster_id)
@@ -110,6 +117,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("read_timeout", read_timeout)
             .field("snapshot_chunk_bytes", snapshot_chunk_bytes)
             .field("wal_io", &wal_io.as_ref().map(|b| b.name()))
+            .field("transport", transport)
             .finish()
     }
 }
@@ -152,6 +160,7 @@ impl NodeConfig {
             read_timeout: Duration::from_secs(5),
             snapshot_chunk_bytes: 256 << 10,
             wal_io: None,
+            transport: None,
         }
     }
 

@@ -38,7 +38,7 @@
 //!   `runtime/snapshots`: taking, streaming and installing snapshots;
 //! - `storage`: the WAL adapter and restart path; `snapshot`: snapshot files;
 //! - `metrics`: counters and histograms. Messages go on the wire with
-//!   [`crate::transport::codec`].
+//!   [`crate::codec`].
 
 mod block_on;
 mod config;
@@ -73,7 +73,7 @@ use self::handle::{Shared, STOP_ABRUPT, STOP_GRACEFUL};
 use self::metrics::Metrics;
 use self::runtime::{Clock, LoopState, Runner, SystemClock, ThreadExecutor, EVENTS_MAX};
 use crate::raft::{Instant, LogIndex, RawNode, Role};
-use crate::transport::{Inbox, TcpBackend, ThreadTransport, Transport, UringTransport};
+use crate::transport::{StartedTransport, TcpBackend, ThreadTransport, UringTransport};
 
 /// A running node: owns its thread. Dropping it shuts the node down cleanly.
 pub struct Node<S: StateMachine> {
@@ -99,7 +99,8 @@ impl<S: StateMachine> Node<S> {
     /// Validates `config`, recovers the node's state from its data directory (WAL and latest
     /// snapshot), and starts its thread: a tokio-uring runtime with the io_uring TCP
     /// transport, or, where io_uring is unavailable, a current-thread tokio runtime with the
-    /// thread-based TCP transport (a warning says so once per process).
+    /// thread-based TCP transport (a warning says so once per process). With
+    /// `config.transport` set, that factory's endpoint replaces the TCP transport.
     ///
     /// # Errors
     /// [`StartError`]: invalid configuration, WAL or snapshot recovery failure, bind failure.
@@ -278,22 +279,26 @@ impl<S: StateMachine> Boot<S> {
         }
     }
 
+    /// The configured transport factory's endpoint, or TCP on the runtime's backend.
     fn start_transport(
         config: &NodeConfig,
         backend: TcpBackend,
-    ) -> Result<(Box<dyn Transport>, Inbox, SocketAddr), StartError> {
+    ) -> Result<StartedTransport, StartError> {
         let tc = config.transport_config();
         let listen = config.listen;
+        if let Some(factory) = &config.transport {
+            return Ok(factory.start(tc, listen)?);
+        }
         Ok(match backend {
             TcpBackend::Uring => {
                 let (t, inbox) = UringTransport::start(tc, listen)?;
                 let addr = t.local_addr();
-                (Box::new(t), inbox, addr)
+                StartedTransport::new(Box::new(t), inbox, addr)
             }
             TcpBackend::Thread => {
                 let (t, inbox) = ThreadTransport::start(tc, listen)?;
                 let addr = t.local_addr();
-                (Box::new(t), inbox, addr)
+                StartedTransport::new(Box::new(t), inbox, addr)
             }
         })
     }
@@ -335,7 +340,12 @@ impl<S: StateMachine> Boot<S> {
                 .unwrap_or(0);
         let raw = RawNode::new(cfg.raft.clone(), stored.initial, seed, Instant(0))
             .map_err(|e| StartError::Recovery(e.to_string()))?;
-        let (transport, inbox, addr) = Self::start_transport(&self.config, self.backend)?;
+        let StartedTransport {
+            transport,
+            inbox,
+            local_addr: addr,
+            ..
+        } = Self::start_transport(&self.config, self.backend)?;
         for (id, a) in &peers {
             transport.add_peer(*id, *a)?;
         }
@@ -385,6 +395,62 @@ mod tests {
     fn set(h: &NodeHandle<KvStateMachine>, i: u32) -> LogIndex {
         let cmd = KvCommand::set(format!("k{i}"), format!("v{i}")).encode();
         block_on(h.propose(cmd)).expect("propose").index
+    }
+
+    #[test]
+    fn a_cluster_runs_over_an_in_process_transport() {
+        let net = crate::transport::MemoryNetwork::new();
+        let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+        // Addresses only name the peers: nothing listens on them.
+        let addr = |id: NodeId| SocketAddr::from(([127, 0, 0, 1], 1 + id.0 as u16));
+        let dirs: Vec<_> = ids
+            .iter()
+            .map(|_| tempfile::tempdir().expect("tempdir"))
+            .collect();
+        let nodes: Vec<_> = ids
+            .iter()
+            .zip(&dirs)
+            .map(|(id, dir)| {
+                let mut cfg = NodeConfig::new(3, *id, dir.path());
+                cfg.listen = addr(*id);
+                cfg.initial_voters.clone_from(&ids);
+                cfg.peers = ids
+                    .iter()
+                    .filter(|p| *p != id)
+                    .map(|p| (*p, addr(*p)))
+                    .collect();
+                cfg.transport = Some(Arc::new(net.clone()));
+                Node::start(cfg, KvStateMachine::default()).expect("start")
+            })
+            .collect();
+        assert_eq!(nodes[1].local_addr(), addr(NodeId(2)));
+        let leader = nodes[0]
+            .wait_for_leader(Duration::from_secs(20))
+            .expect("leader");
+        let handle = nodes
+            .iter()
+            .map(Node::handle)
+            .find(|h| h.id() == leader)
+            .expect("the leader is one of the nodes");
+        let mut last = LogIndex(0);
+        for i in 0..20 {
+            last = set(&handle, i);
+        }
+        // Every node applies the writes: replication went through the in-process network.
+        for node in &nodes {
+            let deadline = StdInstant::now() + Duration::from_secs(20);
+            while block_on(node.handle().status()).expect("status").applied < last {
+                assert!(
+                    StdInstant::now() < deadline,
+                    "node {} did not apply",
+                    node.handle().id()
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        for node in nodes {
+            node.shutdown();
+        }
     }
 
     #[test]

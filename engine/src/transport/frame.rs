@@ -10,10 +10,11 @@
 //!     20    - payload
 //! ```
 //!
-//! The decoder is sans-I/O: the backends append received bytes to [`FrameDecoder::buffer`] and
-//! pull whole frames out, so the checks live in one place and are fuzzed once.
+//! The decoder is sans-I/O: the backends read into the buffer it hands out
+//! ([`FrameDecoder::take_read`], [`FrameDecoder::read_with`]) and pull whole frames out, so
+//! the checks live in one place and are fuzzed once.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::error::FrameError;
 
@@ -24,6 +25,23 @@ pub const FRAME_HEADER_BYTES: usize = 20;
 /// read (256 KiB doubled io_uring loopback throughput of 16 KiB messages against 64 KiB),
 /// small enough that a connection's buffer stays a small part of its memory bound.
 pub(super) const READ_CHUNK_BYTES: usize = 256 << 10;
+
+/// Frames with at most this many payload bytes are copied out of the reused read buffer;
+/// longer ones are read into a buffer of their own (see [`FrameDecoder`]). 16 KiB: copying
+/// it costs about a microsecond, less than the read that brought it, while one AppendEntries
+/// of a busy leader's batch (tens of KiB and more) is received without a copy.
+pub(super) const FRAME_COPY_BYTES_MAX: usize = 16 << 10;
+
+/// Size of a read right after a large frame: one header and one small frame, so that at most
+/// [`FRAME_COPY_BYTES_MAX`] bytes of a large frame that follows are copied.
+const READ_AFTER_LARGE_BYTES: usize = FRAME_HEADER_BYTES + FRAME_COPY_BYTES_MAX;
+
+/// Room a read needs at the end of the read buffer; with less, the undecoded bytes move to
+/// the front first.
+const READ_ROOM_MIN: usize = READ_AFTER_LARGE_BYTES;
+
+// The read buffer holds a partial small frame and still has room for a read after it.
+const _: () = assert!(READ_CHUNK_BYTES >= 2 * READ_AFTER_LARGE_BYTES);
 
 /// What a frame carries.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -104,37 +122,172 @@ pub(super) fn encode_frame(out: &mut Vec<u8>, kind: FrameKind, stream: u64, payl
 }
 
 /// Incremental frame decoder over a byte stream.
+///
+/// Every delivered payload owns an allocation of exactly its own size, so a frame that
+/// outlives the read (log entries a follower keeps, values a state machine keeps) pins only
+/// its own bytes, never a whole read buffer with other frames in it:
+/// - a frame of at most [`FRAME_COPY_BYTES_MAX`] is copied out of the reused read buffer
+///   (one small allocation and a copy that costs less than the read that brought it);
+/// - a larger frame gets a buffer of exactly its length as soon as its header is decoded,
+///   and the rest of it is read straight into that buffer. Only the part that arrived in
+///   the same read as what came before it is copied, and reads after a large frame are
+///   sized so that this part is at most [`FRAME_COPY_BYTES_MAX`] bytes.
 #[derive(Debug)]
 pub(super) struct FrameDecoder {
-    /// Received bytes not yet decoded. Invariant: holds at most one frame header, one payload
-    /// of at most `frame_bytes_max` and one read chunk.
-    buffer: BytesMut,
+    /// The reused read buffer. Invariant: `len() == READ_CHUNK_BYTES` for reads (only
+    /// [`FrameDecoder::push`] grows it), fully initialised; `pending.start..pending.end`
+    /// holds the received bytes not yet decoded.
+    buffer: Vec<u8>,
+    pending: std::ops::Range<usize>,
+    /// A frame longer than [`FRAME_COPY_BYTES_MAX`] being received into its own buffer.
+    /// Invariant: while it is incomplete, `pending` is empty (its bytes come first).
+    large: Option<LargeFrame>,
+    /// Whether the last frame started was large: the next read of `buffer` is then sized
+    /// to one header and one small frame (see the type's documentation).
+    after_large: bool,
     frame_bytes_max: u32,
+}
+
+/// A frame received into a buffer of exactly its payload's length.
+#[derive(Debug)]
+struct LargeFrame {
+    header: [u8; FRAME_HEADER_BYTES],
+    kind: FrameKind,
+    /// Invariant: `payload.len() <= total` bytes received so far, capacity `total`.
+    payload: Vec<u8>,
+    total: usize,
+}
+
+/// Where the next read goes, for owned-buffer I/O (io_uring): fill `range` of the buffer
+/// [`FrameDecoder::take_read`] returned with it, then hand both back with
+/// [`FrameDecoder::restore_read`].
+#[derive(Debug)]
+pub(super) struct ReadTarget {
+    pub(super) range: std::ops::Range<usize>,
+    /// Whether the buffer is the large frame's rather than the read buffer.
+    large: bool,
 }
 
 impl FrameDecoder {
     pub(super) fn new(frame_bytes_max: u32) -> Self {
         FrameDecoder {
-            buffer: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            buffer: vec![0; READ_CHUNK_BYTES],
+            pending: 0..0,
+            large: None,
+            after_large: false,
             frame_bytes_max,
         }
     }
 
-    /// Takes the buffer out (for owned-buffer I/O such as io_uring); put it back with
-    /// [`FrameDecoder::restore`].
-    pub(super) fn take_buffer(&mut self) -> BytesMut {
-        self.buffer.reserve(READ_CHUNK_BYTES);
-        std::mem::take(&mut self.buffer)
+    /// Makes room at the end of `buffer` for a read: the undecoded bytes (less than one
+    /// header and one small frame, see the invariants) move to the front.
+    fn compact(&mut self) {
+        if self.pending.is_empty() {
+            self.pending = 0..0;
+        } else if self.pending.start > 0 && self.buffer.len() - self.pending.end < READ_ROOM_MIN {
+            let len = self.pending.len();
+            self.buffer.copy_within(self.pending.clone(), 0);
+            self.pending = 0..len;
+        }
     }
 
-    /// Returns the buffer taken by [`FrameDecoder::take_buffer`].
-    pub(super) fn restore(&mut self, buffer: BytesMut) {
-        self.buffer = buffer;
+    /// The range of `buffer` the next read may fill.
+    fn read_range(&mut self) -> std::ops::Range<usize> {
+        self.compact();
+        let end = if self.after_large {
+            (self.pending.end + READ_AFTER_LARGE_BYTES).min(self.buffer.len())
+        } else {
+            self.buffer.len()
+        };
+        // Compacted, the buffer holds less than a header and a small frame (the backends
+        // decode every whole frame after each read), so a read always has room.
+        assert!(
+            end > self.pending.end,
+            "the read buffer has room for a read"
+        );
+        self.pending.end..end
     }
 
-    /// Appends received bytes (for readers that read into their own buffer).
-    pub(super) fn push(&mut self, bytes: &[u8]) {
-        self.buffer.extend_from_slice(bytes);
+    /// Takes the buffer the next read must fill (owned-buffer I/O such as io_uring). If the
+    /// read fails the buffer may be lost with it; the connection then closes, and so does
+    /// the decoder.
+    pub(super) fn take_read(&mut self) -> (Vec<u8>, ReadTarget) {
+        if let Some(large) = self.large.as_mut().filter(|l| l.payload.len() < l.total) {
+            let range = large.payload.len()..large.total;
+            let buffer = std::mem::take(&mut large.payload);
+            return (buffer, ReadTarget { range, large: true });
+        }
+        let range = self.read_range();
+        let buffer = std::mem::take(&mut self.buffer);
+        (
+            buffer,
+            ReadTarget {
+                range,
+                large: false,
+            },
+        )
+    }
+
+    /// Returns the buffer of [`FrameDecoder::take_read`] after a read of `read` bytes into
+    /// the start of its range.
+    pub(super) fn restore_read(&mut self, mut buffer: Vec<u8>, target: ReadTarget, read: usize) {
+        assert!(read <= target.range.len(), "a read fills at most its range");
+        let end = target.range.start + read;
+        if target.large {
+            let large = self
+                .large
+                .as_mut()
+                .expect("a large frame's buffer was taken, so the frame is pending");
+            // Owned-buffer reads mark what they wrote as initialised (tokio-uring's
+            // `set_init` on a Vec sets its length), so `end` bytes are initialised here.
+            assert_eq!(buffer.len(), end, "the read's bytes are initialised");
+            buffer.truncate(end);
+            large.payload = buffer;
+        } else {
+            assert_eq!(target.range.start, self.pending.end, "reads append");
+            self.buffer = buffer;
+            self.pending.end = end;
+        }
+    }
+
+    /// Reads once with `read` (for readers that fill a `&mut [u8]`, such as `std::io::Read`);
+    /// returns what `read` returned.
+    pub(super) fn read_with(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        if let Some(large) = self.large.as_mut().filter(|l| l.payload.len() < l.total) {
+            let from = large.payload.len();
+            // `std::io::Read` wants initialised memory; only the fallback backend pays it.
+            large.payload.resize(large.total, 0);
+            let result = read(&mut large.payload[from..]);
+            let n = *result.as_ref().unwrap_or(&0);
+            large.payload.truncate(from + n.min(large.total - from));
+            return result;
+        }
+        let range = self.read_range();
+        let result = read(&mut self.buffer[range.clone()]);
+        if let Ok(n) = result {
+            self.pending.end += n.min(range.len());
+        }
+        result
+    }
+
+    /// Appends received bytes (tests and fuzz targets; the buffer grows as needed).
+    pub(super) fn push(&mut self, mut bytes: &[u8]) {
+        if let Some(large) = self.large.as_mut() {
+            let take = (large.total - large.payload.len()).min(bytes.len());
+            large.payload.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+        }
+        self.compact();
+        let room = self.buffer.len() - self.pending.end;
+        if room < bytes.len() {
+            self.buffer.resize(self.pending.end + bytes.len(), 0);
+        }
+        let end = self.pending.end + bytes.len();
+        self.buffer[self.pending.end..end].copy_from_slice(bytes);
+        self.pending.end = end;
     }
 
     /// The next whole frame, `None` if more bytes are needed.
@@ -143,62 +296,106 @@ impl FrameDecoder {
     /// A [`FrameError`] for an oversized length, a bad checksum, an unknown kind or nonzero
     /// reserved bytes. The stream cannot be resynchronised after one: close the connection.
     pub(super) fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        if self.buffer.len() < FRAME_HEADER_BYTES {
+        if let Some(large) = &self.large {
+            if large.payload.len() < large.total {
+                return Ok(None);
+            }
+            let large = self.large.take().expect("checked just above");
+            let payload = Bytes::from(large.payload);
+            return finish(large.header, large.kind, payload).map(Some);
+        }
+        let pending = &self.buffer[self.pending.clone()];
+        let Some(header) = pending.get(..FRAME_HEADER_BYTES) else {
+            return Ok(None);
+        };
+        let header: [u8; FRAME_HEADER_BYTES] = header.try_into().expect("sliced to the length");
+        let (kind, len) = check_header(&header, self.frame_bytes_max)?;
+        let total = FRAME_HEADER_BYTES + len;
+        if len > FRAME_COPY_BYTES_MAX {
+            // Its own buffer, of exactly its length; the bytes already here move into it.
+            let here = pending.len().min(total);
+            let mut payload = Vec::with_capacity(len);
+            payload.extend_from_slice(&pending[FRAME_HEADER_BYTES..here]);
+            self.pending.start += here;
+            self.after_large = true;
+            self.large = Some(LargeFrame {
+                header,
+                kind,
+                payload,
+                total: len,
+            });
+            return self.next_frame();
+        }
+        if pending.len() < total {
             return Ok(None);
         }
-        let header: [u8; FRAME_HEADER_BYTES] = self.buffer[..FRAME_HEADER_BYTES]
-            .try_into()
-            .expect("length checked above");
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-        // The length is checked before anything is reserved for the payload.
-        if len > self.frame_bytes_max {
-            return Err(FrameError::TooLarge {
-                len,
-                max: self.frame_bytes_max,
-            });
-        }
-        let kind = FrameKind::from_u8(header[4])?;
-        if header[5..8] != [0, 0, 0] {
-            return Err(FrameError::Reserved);
-        }
-        if kind.fixed_len().is_some_and(|fixed| fixed != len) {
-            return Err(FrameError::Snapshot {
-                stream: 0,
-                reason: "control frame with a wrong payload length",
-            });
-        }
-        let total = FRAME_HEADER_BYTES + len as usize;
-        if self.buffer.len() < total {
-            self.buffer.reserve(total - self.buffer.len());
-            return Ok(None);
-        }
-        let mut frame = self.buffer.split_to(total);
-        let stored = u32::from_le_bytes([header[16], header[17], header[18], header[19]]);
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&header[0..16]);
-        crc.update(&frame[FRAME_HEADER_BYTES..]);
-        let computed = crc.finalize();
-        if stored != computed {
-            return Err(FrameError::Checksum { stored, computed });
-        }
-        let stream = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
-        frame.advance(FRAME_HEADER_BYTES);
-        Ok(Some(Frame {
-            kind,
-            stream,
-            payload: frame.freeze(),
-        }))
+        let payload = Bytes::copy_from_slice(&pending[FRAME_HEADER_BYTES..total]);
+        self.pending.start += total;
+        self.after_large = false;
+        finish(header, kind, payload).map(Some)
     }
 
     /// Bytes buffered and not yet decoded.
     pub(super) fn buffered(&self) -> usize {
-        self.buffer.len()
+        self.pending.len()
+            + self
+                .large
+                .as_ref()
+                .map_or(0, |l| FRAME_HEADER_BYTES + l.payload.len())
     }
 
-    /// Bytes the buffer has room for (the fuzz targets bound it).
+    /// Bytes the decoder's buffers have room for (the fuzz targets bound it).
     pub(super) fn capacity(&self) -> usize {
-        self.buffer.capacity()
+        self.buffer.capacity() + self.large.as_ref().map_or(0, |l| l.payload.capacity())
     }
+}
+
+/// Checks a frame header; its kind and payload length.
+fn check_header(
+    header: &[u8; FRAME_HEADER_BYTES],
+    frame_bytes_max: u32,
+) -> Result<(FrameKind, usize), FrameError> {
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    // The length is checked before anything is reserved for the payload.
+    if len > frame_bytes_max {
+        return Err(FrameError::TooLarge {
+            len,
+            max: frame_bytes_max,
+        });
+    }
+    let kind = FrameKind::from_u8(header[4])?;
+    if header[5..8] != [0, 0, 0] {
+        return Err(FrameError::Reserved);
+    }
+    if kind.fixed_len().is_some_and(|fixed| fixed != len) {
+        return Err(FrameError::Snapshot {
+            stream: 0,
+            reason: "control frame with a wrong payload length",
+        });
+    }
+    Ok((kind, len as usize))
+}
+
+/// Verifies the checksum of a whole frame and builds it.
+fn finish(
+    header: [u8; FRAME_HEADER_BYTES],
+    kind: FrameKind,
+    payload: Bytes,
+) -> Result<Frame, FrameError> {
+    let stored = u32::from_le_bytes([header[16], header[17], header[18], header[19]]);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header[0..16]);
+    crc.update(&payload);
+    let computed = crc.finalize();
+    if stored != computed {
+        return Err(FrameError::Checksum { stored, computed });
+    }
+    let stream = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+    Ok(Frame {
+        kind,
+        stream,
+        payload,
+    })
 }
 
 #[cfg(test)]
@@ -248,7 +445,7 @@ mod tests {
             }
         );
         assert!(
-            dec.buffer.capacity() < 1 << 20,
+            dec.capacity() < 1 << 20,
             "no allocation for the claimed length"
         );
     }
@@ -277,6 +474,115 @@ mod tests {
         assert_eq!(dec.next_frame(), Err(FrameError::Reserved));
     }
 
+    /// Whether `payload` lies inside `buffer`'s allocation.
+    fn inside(payload: &[u8], buffer: &[u8]) -> bool {
+        let range = buffer.as_ptr_range();
+        range.contains(&payload.as_ptr())
+    }
+
+    #[test]
+    fn small_frames_are_copied_out_of_the_reused_read_buffer() {
+        let mut wire = encode(FrameKind::Message, 0, b"first");
+        wire.extend(encode(FrameKind::Message, 0, &[7; 300]));
+        let mut dec = FrameDecoder::new(1 << 20);
+        let read = dec.read_with(|buf| {
+            buf[..wire.len()].copy_from_slice(&wire);
+            Ok(wire.len())
+        });
+        assert_eq!(read.unwrap(), wire.len());
+        let first = dec.next_frame().unwrap().unwrap();
+        let second = dec.next_frame().unwrap().unwrap();
+        assert_eq!(first.payload, Bytes::from_static(b"first"));
+        assert_eq!(second.payload.len(), 300);
+        // Neither pins the read buffer, which is reused as it is: no new allocation.
+        assert!(!inside(&first.payload, &dec.buffer));
+        assert!(!inside(&second.payload, &dec.buffer));
+        assert_eq!(dec.buffer.len(), READ_CHUNK_BYTES);
+        assert_eq!(dec.buffered(), 0);
+    }
+
+    #[test]
+    fn a_large_frame_is_read_into_a_buffer_of_exactly_its_size() {
+        let len = FRAME_COPY_BYTES_MAX * 4;
+        let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let wire = encode(FrameKind::Message, 0, &payload);
+        let mut dec = FrameDecoder::new(1 << 20);
+        // The first read brings the header and a little of the payload.
+        let (mut buffer, target) = dec.take_read();
+        assert_eq!(target.range, 0..READ_CHUNK_BYTES);
+        let first = FRAME_HEADER_BYTES + 100;
+        buffer[..first].copy_from_slice(&wire[..first]);
+        dec.restore_read(buffer, target, first);
+        assert_eq!(dec.next_frame().unwrap(), None);
+        // The rest goes straight into the frame's own buffer, exactly what is missing.
+        let (mut buffer, target) = dec.take_read();
+        assert_eq!(target.range, 100..len);
+        assert_eq!(buffer.capacity(), len);
+        let address = buffer.as_ptr();
+        buffer.extend_from_slice(&wire[first..]);
+        dec.restore_read(buffer, target, wire.len() - first);
+        let frame = dec.next_frame().unwrap().unwrap();
+        assert_eq!(frame.payload, payload);
+        assert_eq!(
+            frame.payload.as_ptr(),
+            address,
+            "received in place, not copied"
+        );
+        // The next read is sized so that little of a following large frame is copied.
+        let (buffer, target) = dec.take_read();
+        assert_eq!(target.range.len(), READ_AFTER_LARGE_BYTES);
+        dec.restore_read(buffer, target, 0);
+    }
+
+    proptest! {
+        /// Frames of every size across the copy threshold, read in pieces of any size
+        /// through both read paths, come out whole and in order.
+        #[test]
+        fn frames_round_trip_through_both_read_paths(
+            sizes in proptest::collection::vec(
+                prop_oneof![0usize..64, 16_000usize..16_800, 30_000usize..70_000], 1..8),
+            reads in proptest::collection::vec(1usize..40_000, 1..64),
+            owned in any::<bool>()) {
+            let mut wire = Vec::new();
+            for (i, size) in sizes.iter().enumerate() {
+                encode_frame(&mut wire, FrameKind::SnapshotChunk, i as u64, &vec![i as u8; *size]);
+            }
+            let mut dec = FrameDecoder::new(1 << 20);
+            let mut got = Vec::new();
+            let (mut sent, mut turn) = (0, 0);
+            while sent < wire.len() {
+                let want = reads[turn % reads.len()];
+                turn += 1;
+                let n = if owned {
+                    let (mut buffer, target) = dec.take_read();
+                    let n = want.min(target.range.len()).min(wire.len() - sent);
+                    let at = target.range.start;
+                    if buffer.len() < at + n {
+                        buffer.resize(at + n, 0);
+                    }
+                    buffer[at..at + n].copy_from_slice(&wire[sent..sent + n]);
+                    dec.restore_read(buffer, target, n);
+                    n
+                } else {
+                    let rest = &wire[sent..];
+                    dec.read_with(|buf| {
+                        let n = want.min(buf.len()).min(rest.len());
+                        buf[..n].copy_from_slice(&rest[..n]);
+                        Ok(n)
+                    }).unwrap()
+                };
+                sent += n;
+                while let Some(frame) = dec.next_frame().unwrap() {
+                    prop_assert!(!inside(&frame.payload, &dec.buffer) || frame.payload.is_empty());
+                    got.push((frame.stream, frame.payload.len()));
+                }
+            }
+            let want: Vec<_> = sizes.iter().enumerate().map(|(i, s)| (i as u64, *s)).collect();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(dec.buffered(), 0);
+        }
+    }
+
     proptest! {
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
@@ -290,7 +596,7 @@ mod tests {
                     Ok(None) | Err(_) => break,
                 }
             }
-            prop_assert!(dec.buffer.capacity() <= READ_CHUNK_BYTES + 4096 + 2048 + 64);
+            prop_assert!(dec.capacity() <= READ_CHUNK_BYTES + 4096 + 2048 + 64);
         }
 
         #[test]

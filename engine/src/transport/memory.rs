@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use super::metrics::{Metrics, MetricsSnapshot};
 use super::snapshot::{AckPath, ChunkSink, OutStream, SnapshotReceiver, SnapshotSender};
 use super::{
-    Inbox, Incoming, NodeId, SendError, SnapshotStreamError, Transport, TransportConfig,
-    TransportError,
+    Inbox, Incoming, NodeId, SendError, SnapshotStreamError, StartedTransport, Transport,
+    TransportConfig, TransportError, TransportFactory,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -275,5 +275,19 @@ impl Transport for MemoryTransport {
 impl Drop for MemoryTransport {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Nodes of one process run over the network: each node's endpoint is started on its own
+/// thread with its own configuration; `listen` is only the address it reports (nothing
+/// listens, peers are found by node id).
+impl TransportFactory for MemoryNetwork {
+    fn start(
+        &self,
+        config: TransportConfig,
+        listen: SocketAddr,
+    ) -> Result<StartedTransport, TransportError> {
+        let (transport, inbox) = self.endpoint(config)?;
+        Ok(StartedTransport::new(Box::new(transport), inbox, listen))
     }
 }

@@ -7,8 +7,10 @@
 //!   thread. [`ThreadTransport`]: the same protocol on `std::net` and plain threads, for hosts
 //!   where io_uring is unavailable ([`TcpBackend::detect`] chooses and warns once).
 //! - [`MemoryTransport`]: in-process, for tests and benchmarks; links can be cut on command.
-//! - [`codec`]: the binary encoding of the core's `Message` carried as payload. A runtime
-//!   sends `codec::encode(&msg)` to `msg.to` and steps `codec::decode_from(from, local, p)`.
+//!   [`MemoryNetwork`] is a [`TransportFactory`], so whole nodes can run over it.
+//! - The transport never looks inside a payload: the Raft messages it carries are encoded by
+//!   [`crate::codec`]. A runtime sends `codec::encode(&msg)` to `msg.to` and steps
+//!   `codec::decode_from(from, local, p)`.
 //!
 //! Wire protocol (both TCP backends): one connection per peer and direction. The dialer sends
 //! a handshake (magic, protocol version, cluster id, its node id, the node id it wants; see
@@ -17,7 +19,6 @@
 //! snapshot chunks; the acceptor sends back only snapshot acknowledgements, aborts and
 //! keepalives. Any malformed frame closes that one connection.
 
-pub mod codec;
 mod config;
 #[cfg(test)]
 mod conformance;
@@ -124,6 +125,62 @@ pub trait Transport {
 
     /// Stops the endpoint: closes every connection and the listener; the inbox then ends.
     fn shutdown(&self);
+}
+
+/// A started transport endpoint: the handle the node sends through, the inbox it receives
+/// from, and the address it listens on (what peers dial; for an in-process transport, the
+/// address it was given).
+#[non_exhaustive]
+pub struct StartedTransport {
+    /// The endpoint.
+    pub transport: Box<dyn Transport>,
+    /// Everything the endpoint receives.
+    pub inbox: Inbox,
+    /// The address the endpoint listens on.
+    pub local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for StartedTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartedTransport")
+            .field("node", &self.transport.local_id())
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StartedTransport {
+    /// Bundles an endpoint, its inbox and its address.
+    #[must_use]
+    pub fn new(transport: Box<dyn Transport>, inbox: Inbox, local_addr: SocketAddr) -> Self {
+        StartedTransport {
+            transport,
+            inbox,
+            local_addr,
+        }
+    }
+}
+
+/// Starts a node's transport endpoint, so that a node can run over any [`Transport`]
+/// (`NodeConfig::transport`); without one a node starts the TCP backend of its runtime.
+///
+/// # Correctness
+/// - `start` is called once per node start, on the node's own thread and inside its async
+///   runtime (tokio-uring or current-thread tokio, per `NodeConfig::io_backend`), so an
+///   endpoint may spawn tasks on it; it must not block that thread.
+/// - The endpoint it returns keeps every guarantee of [`Transport`] and identifies itself
+///   as `config.node_id`.
+pub trait TransportFactory: Send + Sync + std::fmt::Debug {
+    /// Starts the endpoint of `config.node_id`, listening on `listen` if it listens at all.
+    ///
+    /// # Errors
+    /// [`TransportError`]: an invalid configuration, a bind failure, an endpoint that
+    /// already exists.
+    fn start(
+        &self,
+        config: TransportConfig,
+        listen: SocketAddr,
+    ) -> Result<StartedTransport, TransportError>;
 }
 
 /// Something received from a peer.

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::error::HandshakeError;
-use super::frame::{FrameDecoder, FrameKind, READ_CHUNK_BYTES};
+use super::frame::{FrameDecoder, FrameKind};
 use super::handshake::HANDSHAKE_BYTES;
 use super::metrics::MetricsSnapshot;
 use super::queue::{advance_parts, SendQueue, Wait, WriteBatch};
@@ -302,12 +302,11 @@ fn read_inbound(
         return error.to_string();
     }
     let mut decoder = FrameDecoder::new(shared.config.frame_bytes_max);
-    let mut scratch = vec![0u8; READ_CHUNK_BYTES];
     let mut ready = Vec::new();
     loop {
-        match stream.read(&mut scratch) {
+        match decoder.read_with(|buf| stream.read(buf)) {
             Ok(0) => return "closed by peer".into(),
-            Ok(n) => decoder.push(&scratch[..n]),
+            Ok(_) => {}
             Err(error) => return error.to_string(),
         }
         if let Err(reason) = shared.drain_inbound(conn, remote, &mut decoder, &mut ready) {
@@ -495,11 +494,10 @@ fn run_outbound(shared: &Arc<Shared>, peer: &Arc<Peer>, stream: TcpStream) -> (u
 
 fn read_outbound(shared: &Shared, peer: &Peer, stream: &mut TcpStream) -> String {
     let mut decoder = FrameDecoder::new(shared.config.frame_bytes_max);
-    let mut scratch = vec![0u8; READ_CHUNK_BYTES];
     loop {
-        match stream.read(&mut scratch) {
+        match decoder.read_with(|buf| stream.read(buf)) {
             Ok(0) => return "closed by peer".into(),
-            Ok(n) => decoder.push(&scratch[..n]),
+            Ok(_) => {}
             Err(error) => return error.to_string(),
         }
         if let Err(reason) = shared.drain_outbound(peer, &mut decoder) {

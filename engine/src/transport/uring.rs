@@ -367,19 +367,19 @@ async fn inbound(shared: &Arc<Shared>, stream: &TcpStream, remote: SocketAddr) {
     shared.inbound_ended(&conn, &reason);
 }
 
-/// Reads into the decoder's own buffer (no copy); `Ok(0)` at end of stream.
+/// Reads into the buffer the decoder hands out (no copy); `Ok(0)` at end of stream.
 async fn read_some(
     stream: &TcpStream,
     decoder: &mut FrameDecoder,
     idle: Duration,
 ) -> io::Result<usize> {
-    let buf = decoder.take_buffer();
-    let (filled, capacity) = (buf.len(), buf.capacity());
-    let read = tokio::time::timeout(idle, stream.read(buf.slice(filled..capacity))).await;
-    // On a timeout the buffer went with the cancelled read; the connection closes anyway.
+    let (buffer, target) = decoder.take_read();
+    let read = tokio::time::timeout(idle, stream.read(buffer.slice(target.range.clone()))).await;
+    // On a timeout or an error the buffer goes with the read; the connection closes anyway.
     let (result, slice) = read.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?;
-    decoder.restore(slice.into_inner());
-    result
+    let read = result?;
+    decoder.restore_read(slice.into_inner(), target, read);
+    Ok(read)
 }
 
 async fn read_inbound(

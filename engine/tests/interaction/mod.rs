@@ -554,8 +554,8 @@ impl Env {
                 round: 0,
             },
         };
-        let wire = ringraft::transport::codec::encode(&m).expect("encodes");
-        let m = match ringraft::transport::codec::decode_from(from, to, wire) {
+        let wire = ringraft::codec::encode(&m).expect("encodes");
+        let m = match ringraft::codec::decode_from(from, to, wire) {
             Ok(m) => m,
             Err(e) => {
                 let _ = writeln!(self.out, "refused by the codec: {e}");

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use ringraft::transport::codec::{decode, encode};
+use ringraft::codec::{decode, encode};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = decode(Bytes::copy_from_slice(data)) {

@@ -40,6 +40,7 @@ use bytes::Bytes;
 use ringraft_wal::{Ticket, Wal};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+use crate::codec;
 use crate::node::handle::{
     FollowerStatus, NodeStatus, Proposed, ReadFn, Reply, Request, Shared, STOP_ABRUPT, STOP_NONE,
 };
@@ -50,7 +51,6 @@ use crate::raft::{
     Entry, EntryKind, Instant, LogIndex, Message, MessageBody, NodeId, ProposeError, RawNode,
     ReadId, Ready, Role, SnapshotMeta,
 };
-use crate::transport::codec;
 use crate::transport::{Inbox, Incoming, SnapshotReceiver, Transport};
 
 /// Messages taken from the inbox per loop turn before the Readys are processed, so that a
