@@ -4,8 +4,11 @@
 //! - [`Transport`]: the trait the node runtime drives; received traffic arrives on the
 //!   [`Inbox`] returned when an endpoint starts.
 //! - [`UringTransport`]: TCP on io_uring, running as tasks on the node's single tokio-uring
-//!   thread. [`ThreadTransport`]: the same protocol on `std::net` and plain threads, for hosts
-//!   where io_uring is unavailable ([`TcpBackend::detect`] chooses and warns once).
+//!   thread. [`ThreadTransport`]: for hosts where io_uring is unavailable
+//!   ([`TcpBackend::detect`] chooses and warns once), TCP on tokio's epoll reactor, on one
+//!   thread of the endpoint's own. Both run the one connection lifecycle of `conn.rs` (dial,
+//!   handshake, reconnect with backoff, reader, writer, snapshot streams) over a small
+//!   connection trait; they differ only in how bytes move.
 //! - [`MemoryTransport`]: in-process, for tests and benchmarks; links can be cut on command.
 //!   [`MemoryNetwork`] is a [`TransportFactory`], so whole nodes can run over it.
 //! - The transport never looks inside a payload: the Raft messages it carries are encoded by
@@ -22,6 +25,7 @@
 mod config;
 #[cfg(test)]
 mod conformance;
+mod conn;
 mod error;
 mod frame;
 #[doc(hidden)]

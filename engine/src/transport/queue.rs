@@ -2,7 +2,7 @@
 //! snapshot stream) and the connection's writer, which drains many frames into one write.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -49,13 +49,12 @@ struct Inner {
     closed: bool,
 }
 
-/// A bounded multi-producer, single-consumer frame queue that both an async writer (io_uring
-/// task) and a blocking writer (thread backend) can wait on.
+/// A bounded multi-producer, single-consumer frame queue; its writer (a connection task of
+/// either backend) waits on it asynchronously.
 #[derive(Debug)]
 pub(super) struct SendQueue {
     inner: Mutex<Inner>,
     notify: tokio::sync::Notify,
-    condvar: Condvar,
     msgs_max: usize,
     bytes_max: usize,
     /// Bound on control frames (snapshot chunks, acks, aborts); snapshot credits keep a
@@ -68,7 +67,6 @@ impl SendQueue {
         SendQueue {
             inner: Mutex::new(Inner::default()),
             notify: tokio::sync::Notify::new(),
-            condvar: Condvar::new(),
             msgs_max,
             bytes_max,
             controls_max,
@@ -84,7 +82,6 @@ impl SendQueue {
 
     fn notify_writer(&self) {
         self.notify.notify_one();
-        self.condvar.notify_one();
     }
 
     /// Queues a message, or refuses it when the queue is at its bound (never grows past it).
@@ -180,7 +177,6 @@ impl SendQueue {
         drop(inner);
         self.notify.notify_waiters();
         self.notify.notify_one();
-        self.condvar.notify_all();
         dropped
     }
 
@@ -216,34 +212,6 @@ impl SendQueue {
     /// re-checks its connection).
     pub(super) fn wake(&self) {
         self.notify.notify_one();
-        self.condvar.notify_all();
-    }
-
-    /// Blocking wait (thread backend) for frames, closing, or `idle` elapsing.
-    pub(super) fn wait_blocking(&self, idle: Duration) -> Wait {
-        let deadline = std::time::Instant::now() + idle;
-        let mut inner = self.lock();
-        loop {
-            if inner.closed {
-                return Wait::Closed;
-            }
-            if !inner.items.is_empty() {
-                return Wait::Ready;
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return Wait::Idle;
-            }
-            inner = self
-                .condvar
-                .wait_timeout(inner, deadline - now)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
-            // Woken without frames (see `wake`), spuriously or by the timeout: report idle.
-            if !inner.closed && inner.items.is_empty() {
-                return Wait::Idle;
-            }
-        }
     }
 
     /// Number of queued messages (not control frames).
@@ -507,7 +475,12 @@ mod tests {
         let queue = SendQueue::new(4, 100, 4);
         queue.push_message(Bytes::from_static(b"a")).unwrap();
         assert_eq!(queue.close(), 1);
-        assert_eq!(queue.wait_blocking(Duration::from_secs(5)), Wait::Closed);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let wait = runtime.block_on(queue.wait(Duration::from_secs(5)));
+        assert_eq!(wait, Wait::Closed);
         assert_eq!(queue.push_message(Bytes::new()), Err(PushError::Closed));
     }
 }
