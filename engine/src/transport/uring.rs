@@ -244,6 +244,8 @@ impl Net for Uring {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// The accept of a stopped endpoint must not stay in flight (issue 10: tokio-uring frees
