@@ -15,7 +15,7 @@ fn compare(extra: &[&str]) -> Output {
     let mut args = vec![
         "compare",
         "--engines",
-        "ringraft-memory,etcd,redis,ringraft,openraft",
+        "ringraft-memory,etcd,redis,ringraft,openraft,etcd-grpc",
         "--ringraft-bin",
         "/nonexistent/ringraft",
         "--clients",
@@ -44,6 +44,15 @@ fn missing_peers_are_skipped_and_the_rest_runs() {
         ("etcd", "etcd not found"),
         ("redis", "redis-server not found"),
         ("ringraft", "/nonexistent/ringraft not found"),
+        // Without the feature it says how to build it; with it, etcd is not on PATH.
+        (
+            "etcd-grpc",
+            if cfg!(feature = "etcd-grpc") {
+                "etcd not found"
+            } else {
+                "this ringraft-bench was built without the `etcd-grpc` feature"
+            },
+        ),
     ] {
         let line = format!("compare: skipping {engine}: {why}");
         assert!(stderr.contains(&line), "want {line:?} in:\n{stderr}");

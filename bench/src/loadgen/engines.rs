@@ -25,6 +25,9 @@ pub enum Engine {
     Ringraft,
     /// 3 etcd members, fsync (etcd's default), HTTP/JSON clients.
     Etcd,
+    /// The same etcd cluster through its gRPC API (`etcd-client` crate; needs the
+    /// `etcd-grpc` feature): what the HTTP/JSON gateway costs etcd.
+    EtcdGrpc,
     /// One redis-server, `appendonly yes`, `appendfsync always`.
     Redis,
     /// 3 ringraft nodes in this process, no fsync, WALs on tmpfs, no-op state machine.
@@ -42,6 +45,7 @@ impl Engine {
         match self {
             Engine::Ringraft => "ringraft",
             Engine::Etcd => "etcd",
+            Engine::EtcdGrpc => "etcd-grpc",
             Engine::Redis => "redis",
             Engine::RingraftMemory => "ringraft-memory",
             Engine::Openraft => "openraft",
@@ -90,6 +94,7 @@ pub fn run_once(engine: Engine, spec: &RunSpec) -> Outcome {
         Engine::Etcd => System::Etcd,
         Engine::Redis => System::Redis,
         Engine::RingraftMemory => return ringraft_memory(spec),
+        Engine::EtcdGrpc => return etcd_grpc(spec),
         Engine::Openraft => return openraft(spec),
     };
     let launch = Launch {
@@ -212,6 +217,110 @@ fn openraft(_spec: &RunSpec) -> Outcome {
     Outcome::Skipped(
         "this ringraft-bench was built without the `openraft` feature (rebuild with \
          `cargo build --release -p ringraft-bench --features openraft`)"
+            .into(),
+    )
+}
+
+#[cfg(feature = "etcd-grpc")]
+fn etcd_grpc(spec: &RunSpec) -> Outcome {
+    use super::servers;
+    let launch = Launch {
+        system: System::Etcd,
+        nodes: CLUSTER_NODES,
+        durability: Durability::Fsync,
+        ringraft_bin: None,
+        data_root: spec.data_root.clone(),
+    };
+    let running = match servers::start(&launch) {
+        Ok(r) => r,
+        Err(e @ (LaunchError::NotFound { .. } | LaunchError::Unsupported(_))) => {
+            return Outcome::Skipped(e.to_string())
+        }
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let endpoints: Vec<String> = running
+        .endpoints
+        .addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let connections = spec.workload.clients;
+    let clients = match rt.block_on(super::etcd_grpc::Clients::connect(&endpoints, connections)) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let propose = clients.proposer(spec.workload.value_bytes);
+    let watched = running.watched();
+    let (before, started) = (cpu_seconds(&watched), std::time::Instant::now());
+    let mut stats = inproc::run(&rt, &spec.workload, &propose, "ringraft-bench (clients)");
+    add_server_cpu(&mut stats, &watched, &before, started.elapsed());
+    let ctx = Context {
+        system: Engine::EtcdGrpc.name().into(),
+        setup: format!(
+            "{CLUSTER_NODES}-member etcd cluster on 127.0.0.1 through gRPC (etcd-client crate, up \
+             to {} HTTP/2 connections shared by the clients), fsync on; member CPU read around \
+             the whole run and scaled to the measured phase",
+            super::etcd_grpc::CONNECTIONS_MAX
+        ),
+        nodes: CLUSTER_NODES,
+        durability: Durability::Fsync,
+        machine: Machine::describe(running.data_dir()),
+        floor: None,
+    };
+    drop(running);
+    Outcome::Ran(Box::new(RunReport::new(
+        ctx,
+        &inproc_workload(&spec.workload),
+        &stats,
+    )))
+}
+
+/// CPU seconds so far of each watched process (0 for one that is gone).
+#[cfg(feature = "etcd-grpc")]
+fn cpu_seconds(watched: &[super::driver::Watched]) -> Vec<f64> {
+    watched
+        .iter()
+        .map(|p| super::procstat::cpu_time(p.pid).map_or(0.0, |d| d.as_secs_f64()))
+        .collect()
+}
+
+/// Puts the watched servers' CPU ahead of this process's in `stats.cpu`. It is read around
+/// the whole run (warmup and drain included), so it is scaled to the measured phase's share
+/// of `wall`: an estimate, which the run's setup line says.
+#[cfg(feature = "etcd-grpc")]
+fn add_server_cpu(
+    stats: &mut super::driver::RunStats,
+    watched: &[super::driver::Watched],
+    before: &[f64],
+    wall: std::time::Duration,
+) {
+    let measured = stats.measured.as_secs_f64().max(1e-9);
+    let share = (measured / wall.as_secs_f64().max(1e-9)).min(1.0);
+    let after = cpu_seconds(watched);
+    let servers = watched
+        .iter()
+        .zip(before.iter().zip(&after))
+        .map(|(w, (b, a))| {
+            let cpu_s = (a - b).max(0.0) * share;
+            super::driver::ProcessCpu {
+                name: w.name.clone(),
+                cpu_s,
+                core_percent: 100.0 * cpu_s / measured,
+            }
+        });
+    let own: Vec<_> = stats.cpu.drain(..).collect();
+    stats.cpu = servers.chain(own).collect();
+}
+
+#[cfg(not(feature = "etcd-grpc"))]
+fn etcd_grpc(_spec: &RunSpec) -> Outcome {
+    Outcome::Skipped(
+        "this ringraft-bench was built without the `etcd-grpc` feature (needs protoc; rebuild \
+         with `cargo build --release -p ringraft-bench --features etcd-grpc`)"
             .into(),
     )
 }

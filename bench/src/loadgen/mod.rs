@@ -17,6 +17,8 @@
 pub mod compare;
 pub mod driver;
 pub mod engines;
+#[cfg(feature = "etcd-grpc")]
+pub mod etcd_grpc;
 pub mod floor;
 pub mod inproc;
 pub mod latency;

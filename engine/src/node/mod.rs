@@ -48,6 +48,7 @@ mod metrics;
 mod runtime;
 mod snapshot;
 mod state_machine;
+pub mod stepped;
 mod storage;
 
 use std::net::SocketAddr;
@@ -71,7 +72,7 @@ pub use self::state_machine::{Command, SnapshotView, StateMachine};
 
 use self::handle::{Shared, STOP_ABRUPT, STOP_GRACEFUL};
 use self::metrics::Metrics;
-use self::runtime::{Clock, LoopState, Runner, SystemClock, ThreadExecutor, EVENTS_MAX};
+use self::runtime::{Clock, Executor, LoopState, Runner, SystemClock, ThreadExecutor, EVENTS_MAX};
 use crate::raft::{Instant, LogIndex, RawNode, Role};
 use crate::transport::{StartedTransport, TcpBackend, ThreadTransport, UringTransport};
 
@@ -256,6 +257,14 @@ impl Drop for StoppedGuard {
     }
 }
 
+/// The loop's clock, job executor and core seed: the OS's in production, the caller's for a
+/// [`stepped::SteppedNode`].
+struct LoopSeams {
+    clock: Arc<dyn Clock>,
+    executor: Arc<dyn Executor>,
+    seed: u64,
+}
+
 /// What the node thread starts from.
 struct Boot<S> {
     config: NodeConfig,
@@ -304,13 +313,53 @@ impl<S: StateMachine> Boot<S> {
     }
 
     fn build(self) -> Result<(Runner<S>, SocketAddr), StartError> {
-        let mut sm = self.sm;
         let cfg = &self.config;
         let wal_config = cfg.wal_config();
         let wal = match &cfg.wal_io {
             Some(io) => ringraft_wal::Wal::open_with_backend(Arc::clone(io), wal_config)?,
             None => ringraft_wal::Wal::open(cfg.data_dir.join("wal"), wal_config)?,
         };
+        let seed = cfg.id().0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ u64::try_from(std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos()))
+                .unwrap_or(0);
+        let backend = self.backend;
+        let loop_seams = LoopSeams {
+            clock: Arc::new(SystemClock),
+            executor: Arc::new(ThreadExecutor),
+            seed,
+        };
+        self.assemble(wal, loop_seams, |cfg| Self::start_transport(cfg, backend))
+    }
+
+    /// Builds the runner on a caller's seams (see `stepped.rs`): its WAL commits only when
+    /// flushed and prepares segments on the committing thread, so nothing runs elsewhere.
+    fn build_on(self, seams: stepped::Seams) -> Result<Runner<S>, StartError> {
+        let mut wal_config = self.config.wal_config();
+        wal_config.background_writer = false;
+        wal_config.prepare_ahead = false;
+        let wal = ringraft_wal::Wal::open_with_backend(seams.wal_io, wal_config)?;
+        let addr = self.config.listen;
+        let (transport, inbox) = (seams.transport, seams.inbox);
+        let loop_seams = LoopSeams {
+            clock: seams.clock,
+            executor: seams.executor,
+            seed: seams.seed,
+        };
+        let started = StartedTransport::new(transport, inbox, addr);
+        let (runner, _) = self.assemble(wal, loop_seams, move |_| Ok(started))?;
+        Ok(runner)
+    }
+
+    /// Recovers the state machine and the core from `wal` and the snapshot files, then
+    /// starts the transport and assembles the runner.
+    fn assemble(
+        self,
+        wal: ringraft_wal::Wal,
+        seams: LoopSeams,
+        start_transport: impl FnOnce(&NodeConfig) -> Result<StartedTransport, StartError>,
+    ) -> Result<(Runner<S>, SocketAddr), StartError> {
+        let mut sm = self.sm;
+        let cfg = &self.config;
         // Shared with the thread that deletes compacted segments off the loop.
         let wal = Arc::new(wal);
         let stored = storage::load(&wal, &cfg.initial_voters).map_err(StartError::Recovery)?;
@@ -332,12 +381,13 @@ impl<S: StateMachine> Boot<S> {
         }
         snapshot::prune_at_start(&snap_dir, snapshot_index)?;
         peers.remove(&cfg.id());
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let LoopSeams {
+            clock,
+            executor,
+            seed,
+        } = seams;
         let epoch = clock.now();
         let next_tick = epoch + Duration::from_nanos(cfg.raft.tick_nanos);
-        let seed = cfg.id().0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ u64::try_from(std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos()))
-                .unwrap_or(0);
         let raw = RawNode::new(cfg.raft.clone(), stored.initial, seed, Instant(0))
             .map_err(|e| StartError::Recovery(e.to_string()))?;
         let StartedTransport {
@@ -345,7 +395,7 @@ impl<S: StateMachine> Boot<S> {
             inbox,
             local_addr: addr,
             ..
-        } = Self::start_transport(&self.config, self.backend)?;
+        } = start_transport(&self.config)?;
         for (id, a) in &peers {
             transport.add_peer(*id, *a)?;
         }
@@ -364,7 +414,7 @@ impl<S: StateMachine> Boot<S> {
             epoch,
             next_tick,
             snap_dir,
-            executor: Arc::new(ThreadExecutor),
+            executor,
             events_tx,
             events_rx,
             wal_next: stored.wal_next,

@@ -10,7 +10,7 @@
 use std::io;
 
 /// A job handed off by the loop.
-pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// Where the loop's background jobs run.
 ///
@@ -18,13 +18,13 @@ pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 /// A job that `spawn` accepted (returned `Ok`) runs exactly once, after `spawn` returned and
 /// never inside it: the loop is not re-entered from `spawn`. A job that was refused (`Err`)
 /// never runs; the loop then reports the failure itself.
-pub(crate) trait Executor: Send + Sync {
+pub trait Executor: Send + Sync {
     /// Starts `job`; `name` names its thread where there is one.
     fn spawn(&self, name: String, job: Job) -> io::Result<()>;
 }
 
 /// One OS thread per job.
-pub(crate) struct ThreadExecutor;
+pub struct ThreadExecutor;
 
 impl Executor for ThreadExecutor {
     fn spawn(&self, name: String, job: Job) -> io::Result<()> {
@@ -32,23 +32,24 @@ impl Executor for ThreadExecutor {
     }
 }
 
-/// Queues jobs and runs them only when asked, in order, on the caller's thread.
-#[cfg(test)]
+/// Queues jobs and runs them only when asked, in order, on the caller's thread (a
+/// simulation's executor: it decides when each background job happens).
 #[derive(Default)]
-pub(crate) struct QueuedExecutor {
+pub struct QueuedExecutor {
     jobs: std::sync::Mutex<std::collections::VecDeque<(String, Job)>>,
 }
 
-#[cfg(test)]
 impl QueuedExecutor {
     /// Names of the queued jobs, oldest first.
-    pub(crate) fn queued(&self) -> Vec<String> {
+    #[must_use]
+    pub fn queued(&self) -> Vec<String> {
         let jobs = self.jobs.lock().expect("no job panics holding the queue");
         jobs.iter().map(|(name, _)| name.clone()).collect()
     }
 
-    /// Runs the oldest queued job; false if there was none.
-    pub(crate) fn run_next(&self) -> bool {
+    /// Runs the oldest queued job; false if there was none. Call it outside any async
+    /// runtime: a job reports back with a blocking send.
+    pub fn run_next(&self) -> bool {
         let job = self
             .jobs
             .lock()
@@ -58,7 +59,6 @@ impl QueuedExecutor {
     }
 }
 
-#[cfg(test)]
 impl Executor for QueuedExecutor {
     fn spawn(&self, name: String, job: Job) -> io::Result<()> {
         let mut jobs = self.jobs.lock().expect("no job panics holding the queue");

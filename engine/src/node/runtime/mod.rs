@@ -25,8 +25,9 @@ mod jobs;
 mod requests;
 mod snapshots;
 
-pub(crate) use clock::{Clock, SystemClock};
-pub(crate) use jobs::{Executor, ThreadExecutor};
+pub(crate) use clock::SystemClock;
+pub use clock::{Clock, ManualClock};
+pub use jobs::{Executor, Job, QueuedExecutor, ThreadExecutor};
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -651,7 +652,7 @@ impl<S: StateMachine> Runner<S> {
         }
     }
 
-    fn stop(mut self, result: Result<(), FatalError>, abrupt: bool) {
+    pub(crate) fn stop(mut self, result: Result<(), FatalError>, abrupt: bool) {
         let error = match &result {
             Ok(()) => NodeError::Stopped,
             Err(e) => {
@@ -693,25 +694,7 @@ impl<S: StateMachine> Runner<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use super::jobs::QueuedExecutor;
     use super::*;
-
-    /// A clock the test moves by hand.
-    struct ManualClock(Mutex<StdInstant>);
-
-    impl ManualClock {
-        fn advance(&self, by: Duration) {
-            *self.0.lock().expect("no panic holds the clock") += by;
-        }
-    }
-
-    impl Clock for ManualClock {
-        fn now(&self) -> StdInstant {
-            *self.0.lock().expect("no panic holds the clock")
-        }
-    }
 
     /// Issue 12 item 2: the synchronous core ticks on the injected clock only. A follower
     /// whose clock stands still never times out however many turns it runs; moved on by the
@@ -720,7 +703,7 @@ mod tests {
     fn the_loop_ticks_on_the_injected_clock_only() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut runner = snapshots::tests::follower(dir.path());
-        let clock = Arc::new(ManualClock(Mutex::new(runner.epoch)));
+        let clock = Arc::new(ManualClock::new(runner.epoch));
         runner.clock = Arc::clone(&clock) as Arc<dyn Clock>;
         let tick = runner.tick_interval();
         runner.next_tick = runner.epoch + tick;
@@ -760,7 +743,7 @@ mod tests {
     fn snapshot_finish_waits_for_its_deletion_job_on_the_executor() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut runner = snapshots::tests::built(dir.path(), &[1]);
-        let clock = Arc::new(ManualClock(Mutex::new(runner.epoch)));
+        let clock = Arc::new(ManualClock::new(runner.epoch));
         runner.clock = Arc::clone(&clock) as Arc<dyn Clock>;
         let tick = runner.tick_interval();
         runner.next_tick = runner.epoch + tick;

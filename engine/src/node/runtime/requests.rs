@@ -119,7 +119,7 @@ impl<S: StateMachine> Runner<S> {
         }
     }
 
-    pub(super) fn status(&self) -> NodeStatus {
+    pub(crate) fn status(&self) -> NodeStatus {
         let st = self.raw.status();
         let followers = st
             .progress
