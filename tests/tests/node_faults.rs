@@ -11,7 +11,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ringraft::kv::{KvCommand, KvStateMachine};
-use ringraft::node::{block_on, Node, NodeConfig, NodeError, NodeHandle, WAL_SEGMENT_BYTES_MIN};
+use ringraft::node::{
+    block_on, FatalError, Node, NodeConfig, NodeError, NodeHandle, WAL_SEGMENT_BYTES_MIN,
+};
 use ringraft::raft::{NodeId, ReadMode, Role};
 use ringraft_wal::sim::{CrashKeep, SimDisk};
 use tempfile::TempDir;
@@ -309,4 +311,63 @@ fn failed_fdatasync_on_the_leader_stops_it_and_the_others_carry_on() {
     for (_, n) in nodes {
         n.shutdown();
     }
+}
+
+/// Concurrent writers that each propose `value_bytes` values until the node refuses; the
+/// number acknowledged.
+fn write_until_refused(h: &Handle, writers: u32, value_bytes: usize) -> u64 {
+    let threads: Vec<_> = (0..writers)
+        .map(|w| {
+            let h = h.clone();
+            thread::spawn(move || {
+                let value = "x".repeat(value_bytes);
+                let mut acked = 0;
+                // Bounded: at most 64 MiB per writer, four times the disk's one segment.
+                for i in 0..(64 << 20) / value_bytes {
+                    let cmd = KvCommand::set(format!("w{w}-{i}"), value.clone()).encode();
+                    if block_on(h.propose(cmd)).is_err() {
+                        break;
+                    }
+                    acked += 1;
+                }
+                acked
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("writer thread"))
+        .sum()
+}
+
+/// A full disk (no room for the next WAL segment) under concurrent writes stops the node with
+/// the cause: the WAL refuses the append that needs the segment without writing anything and
+/// rolls its log end back, so the appends pipelined after it fail as non-consecutive. The
+/// node used to report that symptom ("non-consecutive index: expected 3390, got 3392", seen
+/// in the process test `full_disk_on_the_leader`) instead of the full disk.
+#[test]
+fn a_full_disk_under_pipelined_writes_is_reported_as_a_full_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = SimDisk::new();
+    let node = Node::start(
+        sim_config(NodeId(1), &dir, &disk),
+        KvStateMachine::default(),
+    )
+    .expect("node starts");
+    node.wait_for_leader(PATIENCE).expect("leader");
+    let h = node.handle();
+    propose(&h, 0).expect("a write before the disk fills");
+    disk.set_no_space(true);
+    let acked = bounded("writes until the disk is full", {
+        let h = h.clone();
+        move || write_until_refused(&h, 8, 64 << 10)
+    });
+    let fatal = h.fatal_error().expect("the node stopped on a fatal error");
+    eprintln!("{acked} writes acknowledged, then: {fatal}");
+    let no_space = matches!(&fatal, FatalError::Wal(ringraft_wal::Error::NoSpace { .. }));
+    assert!(
+        no_space,
+        "the fatal error does not name the full disk: {fatal:?}"
+    );
+    node.shutdown();
 }

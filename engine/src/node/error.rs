@@ -115,6 +115,10 @@ pub enum FatalError {
     /// The core refused a snapshot the runtime wrote at its applied index.
     #[error("core snapshot: {0}")]
     CoreSnapshot(#[from] SnapshotError),
+    /// The node thread panicked (a programmer error): reported so that a handle and the
+    /// server see a dead node, not a clean stop.
+    #[error("the node thread panicked")]
+    Panicked,
     /// The core refused a completion the runtime reported (an applied index it never
     /// committed): the runtime and the core disagree about the log.
     #[error("core: {0}")]

@@ -382,6 +382,16 @@ impl<S: 'static> NodeHandle<S> {
             .clone()
     }
 
+    /// Waits until the node thread has stopped for any reason (a shutdown, a fatal error, a
+    /// panic of the node thread), and returns the fatal error that stopped it, if any. A
+    /// server awaits it so that a node that died ends the process (a supervisor restarts it)
+    /// instead of serving `ERR fatal` forever.
+    pub async fn stopped(&self) -> Option<FatalError> {
+        let mut rx = self.shared.stopped.subscribe();
+        let _ = rx.wait_for(|stopped| *stopped).await;
+        self.fatal_error()
+    }
+
     /// Stops the node cleanly: pending requests fail with [`NodeError::Stopped`], the WAL is
     /// flushed and closed (it reopens without repair), the transport shuts down. Completes
     /// once the node thread has released everything.

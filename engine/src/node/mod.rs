@@ -129,6 +129,7 @@ impl<S: StateMachine> Node<S> {
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<Started>(1);
         let name = format!("ringraft-node-{}", config.id());
         let thread = std::thread::Builder::new().name(name).spawn(move || {
+            let _stopped = StoppedGuard(Arc::clone(&shared));
             let boot = Boot {
                 config,
                 sm: state_machine,
@@ -154,7 +155,6 @@ impl<S: StateMachine> Node<S> {
                     }
                 },
             }
-            shared.stopped.send_replace(true);
         })?;
         let local_addr = match started_rx.recv() {
             Ok(Ok(addr)) => addr,
@@ -236,6 +236,24 @@ impl<S: StateMachine> Node<S> {
 impl<S: StateMachine> Drop for Node<S> {
     fn drop(&mut self) {
         self.stop(STOP_GRACEFUL);
+    }
+}
+
+/// Marks the node stopped when the node thread ends, after its runtime is gone, also when it
+/// ends by a panic: a handle waiting in `shutdown` or `stopped` must not wait forever for a
+/// thread that no longer runs, and a panic must read as a fatal error, not a clean stop.
+struct StoppedGuard(Arc<Shared>);
+
+impl Drop for StoppedGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0
+                .fatal
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_or_insert(FatalError::Panicked);
+        }
+        self.0.stopped.send_replace(true);
     }
 }
 

@@ -86,7 +86,7 @@ impl UringTransport {
         };
         let std_listener = std::net::TcpListener::bind(listen).map_err(bind)?;
         let local_addr = std_listener.local_addr()?;
-        let listener = TcpListener::from_std(std_listener);
+        let listener = UringListener::new(std_listener)?;
         let (tx, rx) = mpsc::channel(config.inbox_msgs_max);
         let shared = Arc::new(Shared::new(config, local_addr, tx));
         let peers_changed = Arc::new(Notify::new());
@@ -164,6 +164,38 @@ impl Drop for UringConn {
     }
 }
 
+/// Owns the listening socket and shuts it down when dropped, for the reason of [`UringConn`]
+/// and one more: tokio-uring 0.5 frees the data of a cancelled operation (here the accept's
+/// peer-address buffer) when its runtime is dropped, before the kernel has processed the
+/// cancellation, so a peer that redials in that window makes the kernel write into freed
+/// memory. That corrupted the heap of a node at shutdown (SIGABRT "corrupted double-linked
+/// list" when the node thread exited; issue 10). A listener that is shut down completes its
+/// pending accept at once with an error and accepts nothing more, so no accept is in flight
+/// when the runtime goes.
+struct UringListener {
+    uring: TcpListener,
+    /// The same socket (a duplicated descriptor), for `shutdown(2)`, which tokio-uring's
+    /// listener does not offer.
+    control: std::net::TcpListener,
+}
+
+impl UringListener {
+    fn new(std_listener: std::net::TcpListener) -> io::Result<UringListener> {
+        let control = std_listener.try_clone()?;
+        Ok(UringListener {
+            uring: TcpListener::from_std(std_listener),
+            control,
+        })
+    }
+}
+
+impl Drop for UringListener {
+    fn drop(&mut self) {
+        // Errors (already shut down) are moot.
+        let _ = socket2::SockRef::from(&self.control).shutdown(std::net::Shutdown::Both);
+    }
+}
+
 impl Conn for UringConn {
     async fn read(&self, buffer: Vec<u8>, range: Range<usize>) -> (io::Result<usize>, Vec<u8>) {
         // Straight into the caller's buffer: the kernel writes where the frame will live.
@@ -190,7 +222,7 @@ struct Uring;
 
 impl Net for Uring {
     type Conn = UringConn;
-    type Listener = TcpListener;
+    type Listener = UringListener;
 
     async fn connect(addr: SocketAddr) -> io::Result<UringConn> {
         let stream = UringConn(TcpStream::connect(addr).await?);
@@ -198,8 +230,8 @@ impl Net for Uring {
         Ok(stream)
     }
 
-    async fn accept(listener: &TcpListener) -> io::Result<(UringConn, SocketAddr)> {
-        let (stream, remote) = listener.accept().await?;
+    async fn accept(listener: &UringListener) -> io::Result<(UringConn, SocketAddr)> {
+        let (stream, remote) = listener.uring.accept().await?;
         let stream = UringConn(stream);
         let _ = stream.0.set_nodelay(true);
         Ok((stream, remote))
@@ -207,5 +239,39 @@ impl Net for Uring {
 
     fn spawn(task: impl std::future::Future<Output = ()> + 'static) {
         tokio_uring::spawn(task);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The accept of a stopped endpoint must not stay in flight (issue 10: tokio-uring frees
+    /// a cancelled accept's address buffer when its runtime is dropped, before the kernel has
+    /// cancelled the accept, and a peer that redialled then corrupted the heap). Observable
+    /// from outside: once the accept task has ended, the listening port refuses connections
+    /// while the runtime still runs; a listener kept open by the cancelled accept took them.
+    #[test]
+    fn a_stopped_endpoint_refuses_connections_before_its_runtime_ends() {
+        if TcpBackend::detect() != TcpBackend::Uring {
+            eprintln!("SKIPPED: io_uring is unavailable");
+            return;
+        }
+        tokio_uring::start(async {
+            let any = SocketAddr::from(([127, 0, 0, 1], 0));
+            let (t, _inbox) =
+                UringTransport::start(TransportConfig::new(7, NodeId(1)), any).expect("start");
+            let addr = t.local_addr();
+            // Parking submits the accept: it is in flight when the shutdown comes.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            t.shutdown();
+            // The accept task was woken by the shutdown signal: it runs (and ends) before
+            // this timer fires.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let refused = std::net::TcpStream::connect(addr).is_err();
+            assert!(refused, "{addr} still takes connections after shutdown");
+        });
     }
 }

@@ -34,6 +34,15 @@ pub enum CliError {
         /// Why.
         source: ringraft::node::StartError,
     },
+    /// A node stopped by itself while serving (a failed WAL write or fsync, which is never
+    /// retried): the process exits so that a supervisor restarts it.
+    #[error("node {id} stopped on a fatal error: {error}")]
+    NodeStopped {
+        /// The node.
+        id: u64,
+        /// The fatal error.
+        error: String,
+    },
     /// No leader was elected in time.
     #[error("no leader elected within {secs} s")]
     NoLeader {

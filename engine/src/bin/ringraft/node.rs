@@ -83,14 +83,55 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-/// Runs servers and nodes until a signal, then stops them in order.
+/// Why a running command stops.
+enum Stop {
+    /// Ctrl-C or SIGTERM: a clean stop.
+    Signal(&'static str),
+    /// A node's thread stopped by itself: a fatal error (a failed WAL write or fsync, which
+    /// is never retried), or a panic.
+    Node {
+        id: NodeId,
+        error: Option<ringraft::node::FatalError>,
+    },
+}
+
+/// Waits for a termination signal or for the first node that stops by itself.
+async fn wait_for_stop(
+    handles: Vec<ringraft::node::NodeHandle<KvStateMachine>>,
+) -> Result<Stop, CliError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(handles.len().max(1));
+    for h in handles {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let error = h.stopped().await;
+            let _ = tx.send(Stop::Node { id: h.id(), error }).await;
+        });
+    }
+    tokio::select! {
+        s = wait_for_signal() => s.map(Stop::Signal),
+        Some(stop) = rx.recv() => Ok(stop),
+    }
+}
+
+/// Runs servers and nodes until a signal, then stops them in order. A node that stops by
+/// itself ends the command with an error (status 1) instead: its WAL refused a write, so it
+/// can neither vote nor acknowledge appends, and answering `ERR fatal` forever would hide
+/// that from a supervisor, which restarts a process that exits (etcd and TiKV exit too).
 fn run_until_signal(
     rt: &tokio::runtime::Runtime,
     servers: Vec<Server>,
     nodes: Vec<KvNode>,
 ) -> Result<(), CliError> {
-    let signal = rt.block_on(wait_for_signal())?;
-    tracing::info!(signal, "stopping");
+    let handles = nodes.iter().map(Node::handle).collect();
+    let stop = rt.block_on(wait_for_stop(handles))?;
+    match &stop {
+        Stop::Signal(signal) => tracing::info!(signal, "stopping"),
+        Stop::Node { id, error } => tracing::error!(
+            id = %id,
+            error = error.as_ref().map_or_else(|| "none".to_string(), ToString::to_string),
+            "node stopped by itself; exiting with status 1 so that a supervisor restarts it"
+        ),
+    }
     rt.block_on(async {
         for s in servers {
             s.shutdown().await;
@@ -99,8 +140,16 @@ fn run_until_signal(
     for n in nodes {
         n.shutdown();
     }
-    say("stopped cleanly");
-    Ok(())
+    match stop {
+        Stop::Signal(_) => {
+            say("stopped cleanly");
+            Ok(())
+        }
+        Stop::Node { id, error } => Err(CliError::NodeStopped {
+            id: id.0,
+            error: error.map_or_else(|| "no error recorded".to_string(), |e| e.to_string()),
+        }),
+    }
 }
 
 /// Applies `--election-timeout` (already validated against the tick and the heartbeat).

@@ -458,6 +458,22 @@ impl<S: StateMachine> Runner<S> {
         self.advance_finish()
     }
 
+    /// The failure of an append still in flight, if one already completed with an error.
+    /// The WAL refuses a request whose segment cannot be prepared (a full disk) without
+    /// writing anything, and rolls its log end back to before it, so the next append fails
+    /// as non-consecutive: the cause to report is the earlier failure, not that symptom.
+    fn earlier_wal_failure(&mut self) -> Option<FatalError> {
+        self.state.inflight.iter_mut().find_map(|f| {
+            if f.done.is_none() {
+                f.done = f.ticket.as_mut().and_then(poll_now);
+            }
+            match &f.done {
+                Some(Err(e)) => Some(FatalError::Wal(e.clone())),
+                _ => None,
+            }
+        })
+    }
+
     fn handle_ready(&mut self, rd: Ready) -> Result<(), FatalError> {
         Metrics::inc(&self.metrics.counters.readies, 1);
         self.state.turn.readies += 1;
@@ -486,7 +502,11 @@ impl<S: StateMachine> Runner<S> {
             self.wal_next = last.index.0 + 1;
             let batch: Vec<_> = rd.entries.iter().map(storage::entry_to_wal).collect();
             wal_bytes = batch.iter().map(|e| e.payload.len() as u64).sum();
-            ticket = Some(self.wal.append(batch)?);
+            ticket = Some(
+                self.wal
+                    .append(batch)
+                    .map_err(|e| self.earlier_wal_failure().unwrap_or(FatalError::Wal(e)))?,
+            );
             self.state.wal.on_appended(wal_bytes);
             Metrics::inc(&self.metrics.counters.wal_appends, 1);
         }
