@@ -376,12 +376,24 @@ fn flipped_bit_in_a_synced_frame_of_a_crash_state_is_refused() {
     }
 }
 
-/// Under the `cut instead of refuse` mutation the property above must fail.
+/// Under the `cut instead of refuse` mutation the property above must fail, on the same
+/// seeds. It used to try seed 7500 alone and failed once in five runs: the concurrent
+/// appenders batch differently from run to run, so whether one seed's flips land in a last
+/// write group (the only one the mutation cuts) can vary. Over the 20 seeds it was caught by
+/// all 20 in three runs.
 #[cfg(feature = "mutations")]
 #[test]
 fn mutation_cut_instead_of_refuse_turns_the_crash_state_bit_flips_red() {
     ringraft_wal::mutation::set_cut_refused(true);
-    let r = std::panic::catch_unwind(|| flip_in_crash_state(7500));
+    let seeds = seeds(7500, 20);
+    let caught = seeds
+        .iter()
+        .filter(|&&seed| std::panic::catch_unwind(|| flip_in_crash_state(seed)).is_err())
+        .count();
     ringraft_wal::mutation::set_cut_refused(false);
-    assert!(r.is_err(), "the bit-flip check did not notice the mutation");
+    eprintln!(
+        "cut instead of refuse: caught by {caught} of {} seeds",
+        seeds.len()
+    );
+    assert!(caught > 0, "the bit-flip check did not notice the mutation");
 }
