@@ -371,3 +371,35 @@ fn a_full_disk_under_pipelined_writes_is_reported_as_a_full_disk() {
     );
     node.shutdown();
 }
+
+/// A background snapshot that fails (its directory unusable, as a full disk makes it) is
+/// counted in the metrics (and so in `INFO` and /metrics) and retried with backoff; once the
+/// directory is back the retry succeeds with no further writes (issue 10: it used to log a
+/// WARN and wait for another threshold of entries, so compaction stalled silently).
+#[test]
+fn a_failed_background_snapshot_is_counted_and_retried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = SimDisk::new();
+    let mut cfg = sim_config(NodeId(1), &dir, &disk);
+    cfg.snapshot_entries_threshold = 20;
+    let node = Node::start(cfg, KvStateMachine::default()).expect("node starts");
+    node.wait_for_leader(PATIENCE).expect("leader");
+    let h = node.handle();
+    let (snap, away) = (dir.path().join("snap"), dir.path().join("snap.away"));
+    std::fs::rename(&snap, &away).expect("move the snapshot directory away");
+    std::fs::write(&snap, b"not a directory").expect("a file in its place");
+    for i in 0..25 {
+        propose(&h, i).expect("write");
+    }
+    wait_until("a failed snapshot counted", || {
+        h.metrics().counters.snapshots_failed >= 1
+    });
+    assert_eq!(h.metrics().counters.snapshots_taken, 0, "taken without a directory");
+    std::fs::remove_file(&snap).expect("remove the file");
+    std::fs::rename(&away, &snap).expect("the directory back");
+    wait_until("the retried snapshot taken", || {
+        h.metrics().counters.snapshots_taken >= 1
+    });
+    assert!(h.fatal_error().is_none(), "{:?}", h.fatal_error());
+    node.shutdown();
+}

@@ -75,6 +75,10 @@ counters!(
     reads_failed,
     /// Snapshots taken locally.
     snapshots_taken,
+    /// Background snapshots that failed (the file could not be written, for example on a
+    /// full disk); each is retried with backoff, so a count that keeps growing means the
+    /// log is no longer compacted.
+    snapshots_failed,
     /// Snapshots streamed to followers.
     snapshots_sent,
     /// Snapshots received and installed.

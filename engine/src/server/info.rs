@@ -98,7 +98,7 @@ fn stats_section(ctx: &Ctx, out: &mut String) {
          writes_forwarded:{}\r\nreplies_moved:{}\r\nreplies_tryagain:{}\r\n\
          reads_lease:{}\r\nreads_readindex:{}\r\nproposals_applied:{}\r\nentries_applied:{}\r\n\
          wal_appends:{}\r\nfsync_p50_us:{}\r\nfsync_p99_us:{}\r\npropose_to_apply_p50_us:{}\r\n\
-         propose_to_apply_p99_us:{}\r\nsnapshots_taken:{}\r\n",
+         propose_to_apply_p99_us:{}\r\nsnapshots_taken:{}\r\nsnapshots_failed:{}\r\n",
         Stats::get(&s.connections_total),
         Stats::get(&s.connections_rejected),
         Stats::get(&s.commands),
@@ -117,6 +117,7 @@ fn stats_section(ctx: &Ctx, out: &mut String) {
         m.propose_to_apply.p50_us,
         m.propose_to_apply.p99_us,
         m.counters.snapshots_taken,
+        m.counters.snapshots_failed,
     );
 }
 

@@ -148,6 +148,11 @@ pub(crate) async fn render(ctx: &Ctx) -> String {
             c.snapshots_taken,
         ),
         (
+            "ringraft_snapshots_failed_total",
+            "Background snapshots that failed (retried with backoff).",
+            c.snapshots_failed,
+        ),
+        (
             "ringraft_snapshots_sent_total",
             "Snapshots streamed to followers.",
             c.snapshots_sent,

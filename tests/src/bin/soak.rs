@@ -29,8 +29,6 @@ use ringraft_tests::rng::Rng;
 
 /// Seconds of faults per run by default: the issue's 20 s minimum.
 const FAULT_SECS_DEFAULT: u64 = 20;
-/// Seconds the clients may go on past the fault phase (healing, the last progress checks).
-const CLIENTS_SLACK_SECS: u64 = 30;
 
 #[derive(Debug)]
 struct Args {
@@ -81,11 +79,22 @@ fn parse_args() -> Args {
     args
 }
 
-/// One run of `seed`: `Ok(true)` passed, `Ok(false)` skipped; a failure is kept on disk.
-fn one_run(seed: u64, args: &Args) -> Result<bool, (RunError, Option<PathBuf>)> {
+/// How a run that was not failed went.
+#[derive(Clone, Copy, Debug, Default)]
+struct Outcome {
+    /// Below [`run::RATE_MIN_OPS_PER_SEC`] before its first fault: it proves little.
+    invalid: bool,
+    /// Faults after which the next write took longer than [`run::heal_to_write_bound`].
+    heals_over_bound: u64,
+}
+
+/// One run of `seed`: `Ok(Some(_))` passed, `Ok(None)` skipped; a failure is kept on disk.
+fn one_run(seed: u64, args: &Args) -> Result<Option<Outcome>, (RunError, Option<PathBuf>)> {
     let plan = Plan::new(seed);
     let mut opts = RunOptions::new(&format!("soak{}n", plan.nodes), plan.nodes, seed);
-    opts.run_max = Duration::from_secs(args.fault_secs + CLIENTS_SLACK_SECS);
+    // The clients' net is the fault phase plus the tests' net: far beyond any run, so that a
+    // slow machine never stops them before the run's last progress check (the run stops them).
+    opts.run_max = Duration::from_secs(args.fault_secs) + run::RUN_MAX_DEFAULT;
     let skew = plan.skew.and_then(|(node, rate)| {
         let lib = tools::libfaketime()?;
         Some((node, tools::clock_rate_env(&lib, rate)))
@@ -97,7 +106,11 @@ fn one_run(seed: u64, args: &Args) -> Result<bool, (RunError, Option<PathBuf>)> 
         Ok(())
     });
     let Some(mut run) = started.map_err(|e| (e, None))? else {
-        return Ok(false);
+        return Ok(None);
+    };
+    let mut outcome = Outcome {
+        invalid: !run.valid(),
+        heals_over_bound: 0,
     };
     run.say(&format!("plan {plan:?}"));
     // The schedule's own stream, apart from the clients' and the plan's.
@@ -110,11 +123,15 @@ fn one_run(seed: u64, args: &Args) -> Result<bool, (RunError, Option<PathBuf>)> 
         &mut log,
     )
     .and_then(|done| {
+        outcome.heals_over_bound = done.heals_over_bound;
         run.say(&format!(
-            "{} faults in {:.1} s; longest from a heal to the next write {} ms",
+            "{} faults in {:.1} s; longest from a heal to the next write {} ms, {} of them over \
+             the issue's {} ms bound",
             done.faults,
             run.elapsed().as_secs_f64(),
-            done.heal_to_write_max.as_millis()
+            done.heal_to_write_max.as_millis(),
+            done.heals_over_bound,
+            run::heal_to_write_bound().as_millis()
         ));
         run.finish(&[])
     });
@@ -124,7 +141,7 @@ fn one_run(seed: u64, args: &Args) -> Result<bool, (RunError, Option<PathBuf>)> 
                 "passed: {} writes acknowledged, {} unknown, {} reads; applied {}",
                 s.counts.writes_acked, s.counts.writes_unknown, s.counts.reads_ok, s.applied
             ));
-            Ok(true)
+            Ok(Some(outcome))
         }
         Err(e) => {
             let notes = format!("plan {plan:?}\nschedule:\n{}", log.join("\n"));
@@ -138,6 +155,7 @@ fn main() {
     let args = parse_args();
     let started = Instant::now();
     let (mut passed, mut failed) = (0u64, Vec::new());
+    let (mut invalid, mut over_bound) = (Vec::new(), 0u64);
     for seed in args.start..args.start.saturating_add(args.runs) {
         if started.elapsed() >= Duration::from_secs(args.max_secs) {
             println!(
@@ -147,8 +165,14 @@ fn main() {
             break;
         }
         match one_run(seed, &args) {
-            Ok(true) => passed += 1,
-            Ok(false) => return,
+            Ok(Some(o)) => {
+                passed += 1;
+                if o.invalid {
+                    invalid.push(seed);
+                }
+                over_bound += o.heals_over_bound;
+            }
+            Ok(None) => return,
             Err((e, kept)) => {
                 let at = kept.map_or_else(|| "not kept".into(), |p| p.display().to_string());
                 println!("soak: FAILED {e}\n  kept in {at}\n  replay: soak --seed {seed}");
@@ -157,9 +181,14 @@ fn main() {
         }
     }
     println!(
-        "soak: {passed} passed, {} failed {failed:?}, {:.0} s",
+        "soak: {passed} passed, {} failed {failed:?}, {:.0} s; {} INVALID (below {} ops/s \
+         before the first fault: they prove little) {invalid:?}; {over_bound} heals over the \
+         {} ms heal-to-write bound",
         failed.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        invalid.len(),
+        run::RATE_MIN_OPS_PER_SEC,
+        run::heal_to_write_bound().as_millis()
     );
     if !failed.is_empty() {
         std::process::exit(1);

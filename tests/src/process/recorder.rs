@@ -206,11 +206,19 @@ impl Workload {
 
     /// Stops the clients and waits for them (each finishes its call in flight, bounded by the
     /// operation timeout).
-    pub fn stop(self) {
+    pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads {
+        for t in std::mem::take(&mut self.threads) {
             t.join().expect("a client thread panicked");
         }
+    }
+}
+
+impl Drop for Workload {
+    /// A workload dropped without [`Workload::stop`] (a test that failed) stops its clients
+    /// too; they end after their call in flight.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 

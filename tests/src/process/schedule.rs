@@ -10,7 +10,7 @@ use crate::rng::Rng;
 
 use super::client::Client;
 use super::power_cut::power_cut;
-use super::run::{Run, RunError};
+use super::run::{self, Run, RunError};
 
 /// Fewest milliseconds a fault is held: about the election timeout (100-200 ms).
 const HOLD_MS_MIN: u64 = 150;
@@ -105,6 +105,8 @@ pub struct Done {
     /// the next acknowledged write. Reported, never asserted (tests do not assert on speed);
     /// the bound is twice the maximum election timeout plus 1 s, 1.4 s by default.
     pub heal_to_write_max: Duration,
+    /// Faults after which the next write took longer than [`run::heal_to_write_bound`].
+    pub heals_over_bound: u64,
 }
 
 /// Applies faults drawn from `rng` to `run` until `fault_time` has passed (at least one),
@@ -127,6 +129,9 @@ pub fn run_faults(
         let what = apply(run, rng, fault, hold)?;
         let to_write = run.wait_next_write(&format!("after {fault:?}"))?;
         done.heal_to_write_max = done.heal_to_write_max.max(to_write);
+        if to_write > run::heal_to_write_bound() {
+            done.heals_over_bound += 1;
+        }
         let line = format!(
             "{:>6} ms: {fault:?} held {} ms, next write {} ms later: {what}",
             run.elapsed().as_millis(),

@@ -180,6 +180,8 @@ pub(crate) struct LoopState<S> {
     /// Index of a snapshot in progress (written off the loop, then finished), and the
     /// requests waiting for it.
     snapshot_writing: Option<LogIndex>,
+    /// When a failed background snapshot is tried again.
+    snapshot_retry: snapshots::SnapshotRetry,
     finishing: Option<Finishing>,
     snapshot_waiters: Vec<Reply<LogIndex>>,
     requests_closed: bool,
@@ -220,6 +222,7 @@ impl<S> Default for LoopState<S> {
             entries_since_snapshot: 0,
             bytes_since_snapshot: 0,
             snapshot_writing: None,
+            snapshot_retry: snapshots::SnapshotRetry::default(),
             finishing: None,
             snapshot_waiters: Vec::new(),
             requests_closed: false,
@@ -351,6 +354,11 @@ impl<S: StateMachine> Runner<S> {
         // Ticks are checked on every turn, not only when the timer wins: a steady stream of
         // requests or messages must not starve heartbeats and elections.
         self.maybe_tick(now);
+        // A failed snapshot is retried on time, not only when more entries apply: on a
+        // near-full disk the writes that would trigger it may have stopped.
+        if self.state.snapshot_retry.due(now) {
+            self.maybe_snapshot()?;
+        }
         let r = self.process_readies();
         let took = started.elapsed();
         if took >= LOOP_STALL_WARN {

@@ -46,7 +46,14 @@ impl<S: StateMachine> Runner<S> {
             Err(e) => Err(e),
         };
         if let Err(e) = result {
-            tracing::warn!(index = %meta.index, error = %e, "background snapshot failed");
+            let wait = self.state.snapshot_retry.failed(self.clock.now());
+            Metrics::inc(&self.metrics.counters.snapshots_failed, 1);
+            tracing::warn!(
+                index = %meta.index,
+                error = %e,
+                retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "background snapshot failed; retrying with backoff"
+            );
             self.end_snapshot(&Err(e));
         }
         Ok(())
@@ -107,7 +114,11 @@ impl<S: StateMachine> Runner<S> {
             self.config.snapshot_entries_threshold,
             self.config.snapshot_bytes_threshold,
         );
-        if entries < te && bytes < tb {
+        let now = self.clock.now();
+        if self.state.snapshot_retry.waiting(now) {
+            return Ok(());
+        }
+        if entries < te && bytes < tb && !self.state.snapshot_retry.due(now) {
             return Ok(());
         }
         // The core keeps the entries near followers still need (log_retain_entries_max), so
@@ -116,6 +127,8 @@ impl<S: StateMachine> Runner<S> {
             return Ok(());
         }
         let Some(meta) = self.snapshot_meta()? else {
+            // Nothing newer to snapshot (one was installed meanwhile): no retry is owed.
+            self.state.snapshot_retry = SnapshotRetry::default();
             return Ok(());
         };
         let Some(view) = self.sm.snapshot_view() else {
@@ -299,6 +312,7 @@ impl<S: StateMachine> Runner<S> {
         result?;
         self.snapshot_index = self.snapshot_index.max(index);
         Metrics::inc(&self.metrics.counters.snapshots_taken, 1);
+        self.state.snapshot_retry = SnapshotRetry::default();
         tracing::debug!(id = %self.config.id(), %index, "snapshot taken");
         self.end_snapshot(&Ok(index));
         Ok(())
@@ -576,5 +590,41 @@ pub(super) mod tests {
             vec![snapshot::file_name(LogIndex(5))],
             "no file leaked"
         );
+    }
+}
+
+/// First wait before a failed background snapshot is tried again; doubled per failure in a
+/// row. A second is long against a loop turn and short against the log growth it stops.
+pub(super) const SNAPSHOT_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between retries: a disk that stays full is tried once a minute, each failure
+/// counted (`snapshots_failed`) and logged, so compaction never stalls silently.
+pub(super) const SNAPSHOT_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// Retry state of the background snapshot after a failure: exponential backoff between
+/// [`SNAPSHOT_RETRY_MIN`] and [`SNAPSHOT_RETRY_MAX`], reset by a snapshot that completes.
+#[derive(Debug, Default)]
+pub(super) struct SnapshotRetry {
+    /// When the next attempt may start; `None` when none failed since the last success.
+    at: Option<StdInstant>,
+    /// The wait after the latest failure (zero before the first).
+    backoff: Duration,
+}
+
+impl SnapshotRetry {
+    /// Records a failure at `now`; returns the wait before the next attempt.
+    pub(super) fn failed(&mut self, now: StdInstant) -> Duration {
+        self.backoff = (self.backoff * 2).clamp(SNAPSHOT_RETRY_MIN, SNAPSHOT_RETRY_MAX);
+        self.at = Some(now + self.backoff);
+        self.backoff
+    }
+
+    /// A failed snapshot waits for its retry time.
+    pub(super) fn waiting(&self, now: StdInstant) -> bool {
+        self.at.is_some_and(|at| now < at)
+    }
+
+    /// A failed snapshot's retry time has come.
+    pub(super) fn due(&self, now: StdInstant) -> bool {
+        self.at.is_some_and(|at| now >= at)
     }
 }
