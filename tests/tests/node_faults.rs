@@ -394,7 +394,11 @@ fn a_failed_background_snapshot_is_counted_and_retried() {
     wait_until("a failed snapshot counted", || {
         h.metrics().counters.snapshots_failed >= 1
     });
-    assert_eq!(h.metrics().counters.snapshots_taken, 0, "taken without a directory");
+    assert_eq!(
+        h.metrics().counters.snapshots_taken,
+        0,
+        "taken without a directory"
+    );
     std::fs::remove_file(&snap).expect("remove the file");
     std::fs::rename(&away, &snap).expect("the directory back");
     wait_until("the retried snapshot taken", || {

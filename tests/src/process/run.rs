@@ -90,7 +90,7 @@ impl RunOptions {
 }
 
 /// What a finished run did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Summary {
     /// Counts of the history (final reads included).
     pub counts: checks::Counts,

@@ -68,12 +68,30 @@ fn port_at(base: u16, i: u64) -> Result<u16, CliError> {
 }
 
 /// Waits for a termination signal.
-async fn wait_for_signal() -> Result<&'static str, CliError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(CliError::Io)?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.map(|()| "SIGINT").map_err(CliError::Io),
-        _ = term.recv() => Ok("SIGTERM"),
+/// SIGINT and SIGTERM listeners, installed as soon as the runtime exists: before the
+/// command prints the `ready:` line a supervisor or test acts on. Installed later, a SIGTERM
+/// sent right after that line met the default action and killed the process uncleanly
+/// (`server_e2e` saw "unclean exit: signal: 15" once).
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install(rt: &tokio::runtime::Runtime) -> Result<Signals, CliError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _in_runtime = rt.enter();
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).map_err(CliError::Io)?,
+            terminate: signal(SignalKind::terminate()).map_err(CliError::Io)?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
     }
 }
 
@@ -97,6 +115,7 @@ enum Stop {
 
 /// Waits for a termination signal or for the first node that stops by itself.
 async fn wait_for_stop(
+    mut signals: Signals,
     handles: Vec<ringraft::node::NodeHandle<KvStateMachine>>,
 ) -> Result<Stop, CliError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(handles.len().max(1));
@@ -108,7 +127,7 @@ async fn wait_for_stop(
         });
     }
     tokio::select! {
-        s = wait_for_signal() => s.map(Stop::Signal),
+        s = signals.recv() => Ok(Stop::Signal(s)),
         Some(stop) = rx.recv() => Ok(stop),
     }
 }
@@ -119,11 +138,12 @@ async fn wait_for_stop(
 /// that from a supervisor, which restarts a process that exits (etcd and TiKV exit too).
 fn run_until_signal(
     rt: &tokio::runtime::Runtime,
+    signals: Signals,
     servers: Vec<Server>,
     nodes: Vec<KvNode>,
 ) -> Result<(), CliError> {
     let handles = nodes.iter().map(Node::handle).collect();
-    let stop = rt.block_on(wait_for_stop(handles))?;
+    let stop = rt.block_on(wait_for_stop(signals, handles))?;
     match &stop {
         Stop::Signal(signal) => tracing::info!(signal, "stopping"),
         Stop::Node { id, error } => tracing::error!(
@@ -224,6 +244,7 @@ pub fn cluster(args: &ClusterArgs) -> Result<(), CliError> {
         );
     }
     let rt = runtime()?;
+    let signals = Signals::install(&rt)?;
     let mut servers = Vec::new();
     for ((id, l), node) in ids.iter().zip(listeners).zip(&nodes) {
         let mut sc = server_config(common, if id.0 == 1 { args.metrics_addr } else { None });
@@ -260,7 +281,7 @@ pub fn cluster(args: &ClusterArgs) -> Result<(), CliError> {
         clients[&leader],
         durability(common.durability.unwrap_or_default()).name()
     ));
-    run_until_signal(&rt, servers, nodes)
+    run_until_signal(&rt, signals, servers, nodes)
 }
 
 /// Waits until every node knows a leader; returns the one the first node knows.
@@ -405,6 +426,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
     let node = Node::start(cfg, KvStateMachine::default())
         .map_err(|source| CliError::Start { id, source })?;
     let rt = runtime()?;
+    let signals = Signals::install(&rt)?;
     let mut sc = server_config(&common, args.metrics_addr.or(file.metrics_addr));
     sc.peer_clients = peers
         .iter()
@@ -443,5 +465,5 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
             }
         }
     });
-    run_until_signal(&rt, vec![server], vec![node])
+    run_until_signal(&rt, signals, vec![server], vec![node])
 }
