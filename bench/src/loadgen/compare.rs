@@ -485,6 +485,9 @@ impl CompareReport {
             if let Some(p) = r.p50.filter(|p| *p > 1.0) {
                 slower.push(format!("{a}'s median write latency is {p:.2}x {b}'s"));
             }
+            if let Some(p) = r.p99.filter(|p| *p > 1.0) {
+                slower.push(format!("{a}'s p99 write latency is {p:.2}x {b}'s"));
+            }
         }
         if slower.is_empty() {
             let _ = writeln!(s, "where ringraft is slower: nowhere in this run");
